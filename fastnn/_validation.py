@@ -1,0 +1,201 @@
+"""Checks at the boundary: everything a kernel trusts is established here, once per call.
+
+Messages name the argument, what was expected and what came.
+"""
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class Targets(NamedTuple):
+    """Validated targets in the form the kernels read.
+
+    Exactly one of the two arrays has m rows; the other is empty.
+
+    labels : ndarray of int64, shape (m,) or (0,)
+        Class labels ``0 ... K-1`` for ``K >= 2`` (output k's target is ``[label == k]``), or the
+        0/1 target itself for ``K = 1``.
+    Y : ndarray of shape (m, K) or (0, K)
+        A 0/1 target matrix (multi-label, or one-hot given as a matrix), in the compute dtype.
+    """
+
+    labels: np.ndarray
+    Y: np.ndarray
+
+    @property
+    def is_matrix(self):
+        return self.Y.shape[0] > 0
+
+    def one_hot(self, rows, dtype):
+        """Dense ``(len(rows), K)`` targets for the examples ``rows`` (a slice)."""
+        if self.is_matrix:
+            return self.Y[rows].astype(dtype, copy=False)
+        labels = self.labels[rows]
+        K = self.Y.shape[1]
+        if K == 1:
+            return labels.astype(dtype)[:, None]
+        return (labels[:, None] == np.arange(K)).astype(dtype)
+
+
+def _describe(value):
+    if isinstance(value, np.ndarray):
+        return f"array of dtype {value.dtype} and shape {value.shape}"
+    return f"{type(value).__name__} {value!r}"[:120]
+
+
+def check_choice(value, name, options):
+    """Return ``value`` if it is one of ``options``; ValueError naming ``name`` otherwise."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name}: expected one of {sorted(options)}, got {value!r}")
+    return value
+
+
+def check_layers(layers):
+    """Layer sizes as a list of at least two positive Python ints."""
+    try:
+        sizes = list(layers)
+    except TypeError:
+        raise TypeError(
+            f"layers: expected a sequence of layer sizes, got {_describe(layers)}"
+        ) from None
+    if len(sizes) < 2:
+        raise ValueError(f"layers: expected at least 2 layer sizes (input and output), got {sizes}")
+    for size in sizes:
+        if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"layers: every size must be a positive integer, got {sizes}")
+    return [int(size) for size in sizes]
+
+
+def check_lam(lam):
+    """λ as a finite, non-negative float."""
+    if not isinstance(lam, numbers.Real) or isinstance(lam, bool):
+        raise TypeError(f"lam: expected a real number, got {_describe(lam)}")
+    if not np.isfinite(lam) or lam < 0:
+        raise ValueError(f"lam: expected a finite number >= 0, got {lam!r}")
+    return float(lam)
+
+
+def _check_float_array(array, name):
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {_describe(array)}")
+    if array.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected dtype float32 or float64, got {array.dtype}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: contains NaN or infinity")
+    return array
+
+
+def check_thetas(thetas):
+    """Check a list of Θ(l) and return the layer sizes ``[s_1, ..., s_L]`` they imply.
+
+    Θ(l) must be a 2-D float32/float64 array of shape ``(s_{l+1}, s_l + 1)``, so the rows of
+    Θ(l) plus one must equal the columns of Θ(l+1).
+    """
+    if isinstance(thetas, np.ndarray) or not isinstance(thetas, (list, tuple)):
+        raise TypeError(
+            f"thetas: expected a list of weight matrices Θ(l), got {_describe(thetas)}; "
+            "use fastnn.unpack(vec, layers) for an unrolled vector"
+        )
+    if len(thetas) == 0:
+        raise ValueError("thetas: expected at least one weight matrix, got an empty list")
+    layers = []
+    for l, theta in enumerate(thetas):
+        name = f"thetas[{l}]"
+        _check_float_array(theta, name)
+        if theta.ndim != 2 or theta.shape[0] < 1 or theta.shape[1] < 2:
+            raise ValueError(
+                f"{name}: expected a 2-D matrix of shape (s_{l + 2}, s_{l + 1} + 1) with at "
+                f"least one unit on each side, got shape {theta.shape}"
+            )
+        if l == 0:
+            layers.append(theta.shape[1] - 1)
+        elif theta.shape[1] != layers[-1] + 1:
+            raise ValueError(
+                f"{name}: shape {theta.shape} does not chain with thetas[{l - 1}] of shape "
+                f"{thetas[l - 1].shape}: expected {layers[-1] + 1} columns "
+                f"(one per unit of layer {l + 1}, plus the bias)"
+            )
+        layers.append(theta.shape[0])
+    return layers
+
+
+def check_vector(vec, size, name):
+    """A contiguous 1-D float32/float64 vector of length ``size``, returned as is."""
+    _check_float_array(vec, name)
+    if vec.ndim != 1 or vec.shape[0] != size:
+        raise ValueError(f"{name}: expected shape ({size},) for these layers, got {vec.shape}")
+    if not vec.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a contiguous vector (views cannot be made of it)")
+    return vec
+
+
+def check_X(X, n_features, dtype):
+    """X as a C-contiguous ``(m, s_1)`` array of ``dtype``, converted once if needed."""
+    X_arr = np.asarray(X)
+    if X_arr.dtype.kind not in "biuf":
+        raise TypeError(f"X: expected a numeric array, got {_describe(X_arr)}")
+    if X_arr.ndim != 2:
+        raise ValueError(
+            f"X: expected a 2-D array of shape (m, {n_features}), got shape {X_arr.shape}"
+        )
+    if X_arr.shape[0] == 0:
+        raise ValueError("X: expected at least one example (row), got m = 0")
+    if X_arr.shape[1] != n_features:
+        raise ValueError(
+            f"X: has {X_arr.shape[1]} columns but the network's input layer has s_1 = "
+            f"{n_features} units"
+        )
+    X_arr = np.ascontiguousarray(X_arr, dtype=dtype)
+    if not np.isfinite(X_arr).all():
+        raise ValueError("X: contains NaN or infinity")
+    return X_arr
+
+
+def _integral_values(y):
+    if y.dtype.kind == "b":
+        return y.astype(np.int64)
+    if y.dtype.kind in "iu":
+        return y.astype(np.int64, copy=False)
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise ValueError("y: contains NaN or infinity")
+        as_int = y.astype(np.int64)
+        if not np.array_equal(as_int, y):
+            raise ValueError("y: expected integer labels, got non-integer values")
+        return as_int
+    raise TypeError(f"y: expected integer labels or a 0/1 array, got {_describe(y)}")
+
+
+def check_targets(y, m, K, dtype):
+    """Targets for m examples and K outputs (see :class:`Targets`).
+
+    ``y`` may be integer labels ``0 ... K-1`` of shape (m,) for ``K >= 2``, a 0/1 vector of
+    shape (m,) for ``K = 1``, or a 0/1 matrix of shape (m, K).
+    """
+    y_arr = np.asarray(y)
+    if y_arr.ndim not in (1, 2):
+        raise ValueError(f"y: expected shape (m,) or (m, K), got shape {y_arr.shape}")
+    if y_arr.shape[0] != m:
+        raise ValueError(f"y: has {y_arr.shape[0]} rows but X has m = {m} examples")
+    values = _integral_values(y_arr)
+    if y_arr.ndim == 2:
+        if y_arr.shape[1] != K:
+            raise ValueError(
+                f"y: a target matrix must have one column per output unit, K = {K}, got shape "
+                f"{y_arr.shape}"
+            )
+        if ((values != 0) & (values != 1)).any():
+            raise ValueError("y: a target matrix must hold only 0 and 1")
+        return Targets(np.empty(0, np.int64), np.ascontiguousarray(values, dtype=dtype))
+    high = 1 if K == 1 else K - 1
+    if values.min() < 0 or values.max() > high:
+        if K == 1:
+            what = "a 0/1 vector for K = 1 output"
+        else:
+            what = f"labels 0 ... {high} for K = {K} outputs"
+        raise ValueError(f"y: expected {what}, got values from {values.min()} to {values.max()}")
+    return Targets(np.ascontiguousarray(values), np.empty((0, K), dtype=dtype))

@@ -1,0 +1,41 @@
+"""Backends: interchangeable implementations of the per-example sums behind J and ∇J.
+
+Each backend offers
+
+``loss_and_delta(theta, layers, X, targets, activation, loss, need_grad)``
+    ``(Σ_i Σ_k loss term, Δ)`` where Δ is ``Σ_i δ(l+1) [1; a(l)]ᵀ`` for every l, unrolled like
+    θ in float64 (None unless ``need_grad``). Division by m and the penalty are added by the
+    caller, once, for every backend alike.
+``forward(theta, layers, X, activation)``
+    The outputs h_Θ(x), shape (m, K), in the dtype of θ.
+
+Inputs are trusted: :mod:`fastnn._validation` has checked and converted them.
+"""
+
+from fastnn._validation import check_choice
+from fastnn.backends import _numpy
+from fastnn.backends._numba import NumbaBackend
+
+BACKENDS = {
+    "numpy": _numpy,
+    "numba": NumbaBackend(parallel=False),
+    "numba-parallel": NumbaBackend(parallel=True),
+}
+
+
+def available_backends():
+    """Names ``backend=`` accepts besides ``"auto"``: ``("numpy", "numba", "numba-parallel")``."""
+    return tuple(BACKENDS)
+
+
+def get_backend(name, m, n_params):
+    """The backend called ``name``; ``"auto"`` picks the fastest for m examples and P weights."""
+    check_choice(name, "backend", ("auto", *BACKENDS))
+    if name == "auto":
+        name = auto_backend(m, n_params)
+    return BACKENDS[name]
+
+
+def auto_backend(m, n_params):
+    """The backend measured fastest for a problem of m examples and P weights."""
+    return "numpy"

@@ -1,0 +1,65 @@
+"""The vectorized NumPy backend: every layer of a block of examples as one matrix product.
+
+For a block of examples stacked as rows, with ``[1, A(l)]`` the activations with a bias column:
+
+    Z(l+1) = A(l) Θ(l)[:, 1:]ᵀ + Θ(l)[:, 0]        A(l+1) = g(Z(l+1))
+    δ(l) = (δ(l+1) Θ(l)[:, 1:]) ∘ g′(A(l))
+    Δ(l)[:, 0] += Σ_rows δ(l+1)                    Δ(l)[:, 1:] += δ(l+1)ᵀ A(l)
+
+Examples are processed in blocks of ``BLOCK_ROWS`` so that the activations held at once stay
+bounded whatever m is.
+"""
+
+import numpy as np
+
+from fastnn.activations import ACTIVATIONS
+from fastnn.losses import LOSSES, NUMPY_LOSSES
+from fastnn.network import n_params, unpack
+
+BLOCK_ROWS = 4096
+
+
+def _forward_block(thetas, X_block, act):
+    """Activations ``[X, A(2), ..., A(L-1)]`` of a block and the output pre-activation Z(L)."""
+    A = [X_block]
+    for theta in thetas[:-1]:
+        A.append(act.forward(A[-1] @ theta[:, 1:].T + theta[:, 0]))
+    Z_out = A[-1] @ thetas[-1][:, 1:].T + thetas[-1][:, 0]
+    return A, Z_out
+
+
+def loss_and_delta(theta, layers, X, targets, activation, loss, need_grad):
+    """Σ_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
+    act = ACTIVATIONS[activation]
+    loss_fn = NUMPY_LOSSES[LOSSES[loss]]
+    thetas = unpack(theta, layers)
+    Delta = np.zeros(n_params(layers)) if need_grad else None
+    Deltas = unpack(Delta, layers) if need_grad else None
+    total = 0.0
+    for start in range(0, X.shape[0], BLOCK_ROWS):
+        rows = slice(start, start + BLOCK_ROWS)
+        with np.errstate(under="ignore"):  # e^{−800} → 0 is the right answer, not an error
+            A, Z_out = _forward_block(thetas, X[rows], act)
+            terms, delta = loss_fn(Z_out, targets.one_hot(rows, X.dtype))
+        total += terms
+        if not need_grad:
+            continue
+        for l in range(len(thetas) - 1, -1, -1):
+            Deltas[l][:, 0] += delta.sum(axis=0)
+            Deltas[l][:, 1:] += delta.T @ A[l]
+            if l > 0:
+                with np.errstate(under="ignore"):
+                    delta = (delta @ thetas[l][:, 1:]) * act.derivative(A[l])
+    return total, Delta
+
+
+def forward(theta, layers, X, activation):
+    """Outputs h_Θ(x) of every example, shape (m, K), in the dtype of θ."""
+    act = ACTIVATIONS[activation]
+    thetas = unpack(theta, layers)
+    H = np.empty((X.shape[0], layers[-1]), dtype=theta.dtype)
+    for start in range(0, X.shape[0], BLOCK_ROWS):
+        rows = slice(start, start + BLOCK_ROWS)
+        with np.errstate(under="ignore"):
+            H[rows] = ACTIVATIONS["sigmoid"].forward(_forward_block(thetas, X[rows], act)[1])
+    return H

@@ -1,0 +1,120 @@
+"""Layer sizes, the flat parameter vector θ and the Θ(l) views into it, initialization.
+
+The network has layers ``[s_1, ..., s_L]``; ``Θ(l)`` (``l = 1 ... L-1``) has shape
+``(s_{l+1}, s_l + 1)`` and its column 0 multiplies the bias unit. The unrolled vector θ holds
+Θ(1), Θ(2), ... one after the other, each in row-major (C) order, which is the layout the
+kernels read through the offsets of :func:`theta_offsets`.
+"""
+
+from itertools import pairwise
+
+import numpy as np
+
+from fastnn._validation import check_layers, check_thetas, check_vector
+
+__all__ = ["init_weights", "layers_of", "n_params", "pack", "unpack"]
+
+
+def n_params(layers):
+    """Number of weights, bias weights included: ``Σ_l s_{l+1} (s_l + 1)``."""
+    return sum(s_next * (s + 1) for s, s_next in pairwise(layers))
+
+
+def theta_offsets(layers):
+    """Start of each Θ(l) in θ, plus the end: int64 array of length ``L``."""
+    sizes = [s_next * (s + 1) for s, s_next in pairwise(layers)]
+    return np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+
+
+def penalty_mask(layers, dtype=np.float64):
+    """1 where θ holds a weight that λ regularizes, 0 where it holds a bias weight (column 0)."""
+    mask = np.ones(n_params(layers), dtype=dtype)
+    for theta in _views(mask, layers):
+        theta[:, 0] = 0
+    return mask
+
+
+def layers_of(thetas):
+    """Layer sizes ``[s_1, ..., s_L]`` of a list of Θ(l), checking that the shapes chain."""
+    return check_thetas(thetas)
+
+
+def _views(vec, layers):
+    offsets = theta_offsets(layers)
+    return [
+        vec[start:stop].reshape(s_next, s + 1)
+        for start, stop, s, s_next in zip(offsets[:-1], offsets[1:], layers[:-1], layers[1:])
+    ]
+
+
+def unpack(vec, layers):
+    """Θ(l) matrices as views into the unrolled vector θ (no copy).
+
+    Parameters
+    ----------
+    vec : ndarray of shape (P,)
+        Unrolled parameters, ``P = Σ_l s_{l+1} (s_l + 1)``, contiguous.
+    layers : sequence of int
+        Layer sizes ``[s_1, ..., s_L]``, ``L >= 2``.
+
+    Returns
+    -------
+    thetas : list of ndarray
+        ``thetas[l]`` of shape ``(s_{l+2}, s_{l+1} + 1)`` (0-based ``l``), sharing memory with
+        ``vec``.
+    """
+    layers = check_layers(layers)
+    vec = check_vector(vec, n_params(layers), "vec")
+    return _views(vec, layers)
+
+
+def pack(thetas):
+    """Unroll a list of Θ(l) into one contiguous 1-D vector θ (a copy).
+
+    Parameters
+    ----------
+    thetas : list of ndarray
+        ``thetas[l]`` of shape ``(s_{l+2}, s_{l+1} + 1)``, float32 or float64.
+
+    Returns
+    -------
+    vec : ndarray of shape (P,)
+        Θ(1) first, each matrix in row-major order, in the common dtype of ``thetas``.
+    """
+    check_thetas(thetas)
+    dtype = np.result_type(*thetas)
+    return np.concatenate([np.asarray(theta, dtype=dtype).ravel() for theta in thetas])
+
+
+def init_weights(layers, seed=None, dtype=np.float64):
+    """Random symmetry-breaking initialization.
+
+    Every entry of Θ(l), bias column included, is drawn uniformly from
+    ``[-ε_init, ε_init)`` with ``ε_init = √6 / √(s_l + s_{l+1})``.
+
+    Parameters
+    ----------
+    layers : sequence of int
+        Layer sizes ``[s_1, ..., s_L]``, ``L >= 2``.
+    seed : None, int or numpy.random.Generator
+        Anything :func:`numpy.random.default_rng` accepts; the same seed gives the same weights.
+    dtype : float32 or float64
+        The values are drawn in float64 and rounded, so both dtypes hold the same draw.
+
+    Returns
+    -------
+    thetas : list of ndarray
+        ``thetas[l]`` of shape ``(s_{l+2}, s_{l+1} + 1)``, views into one contiguous θ
+        (``pack`` of them equals that vector).
+    """
+    layers = check_layers(layers)
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+    rng = np.random.default_rng(seed)
+    vec = np.empty(n_params(layers), dtype=dtype)
+    for theta in _views(vec, layers):
+        s_next, s_plus_1 = theta.shape
+        eps_init = np.sqrt(6.0) / np.sqrt(s_plus_1 - 1 + s_next)
+        theta[...] = rng.uniform(-eps_init, eps_init, size=theta.shape)
+    return _views(vec, layers)

@@ -1,0 +1,155 @@
+"""The three backends against the naive reference and against each other."""
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn.backends import _numba, _numpy
+from tests import naive
+from tests.conftest import make_problem
+
+CASES = [
+    # layers, target, activation, loss
+    ([6, 1], "binary", "sigmoid", "cross_entropy"),
+    ([6, 7, 4], "multiclass", "sigmoid", "cross_entropy"),
+    ([6, 7, 4], "multilabel", "tanh", "squared_error"),
+    ([6, 7, 5, 4], "multiclass", "relu", "cross_entropy"),
+    ([6, 7, 5, 1], "binary", "tanh", "cross_entropy"),
+    ([6, 7, 5, 4, 3], "multilabel", "sigmoid", "squared_error"),
+]
+
+
+def scaled_error(actual, expected):
+    """max |actual − expected| relative to the largest |entry| of expected (entries that cancel
+    to near zero are judged against the scale of their gradient, not their own size)."""
+    return np.max(np.abs(actual - expected)) / np.max(np.abs(expected))
+
+
+@pytest.mark.parametrize("lam", [0.0, 1.3])
+@pytest.mark.parametrize(("layers", "target", "activation", "loss"), CASES)
+def test_matches_naive(backend, layers, target, activation, loss, lam):
+    thetas, X, y = make_problem(layers, m=203, target=target)
+    J, grads = fastnn.cost_and_grad(
+        thetas, X, y, lam=lam, loss=loss, activation=activation, backend=backend
+    )
+    J_ref, grads_ref = naive.cost_and_grad(thetas, X, y, lam, loss, activation)
+    assert J == pytest.approx(J_ref, rel=1e-12)
+    for grad, grad_ref in zip(grads, grads_ref):
+        assert grad.shape == grad_ref.shape
+        assert grad.dtype == np.float64
+        assert scaled_error(grad, grad_ref) < 1e-12
+    assert fastnn.cost(thetas, X, y, lam=lam, loss=loss, activation=activation,
+                       backend=backend) == pytest.approx(J, rel=1e-14)
+
+
+@pytest.mark.parametrize(("layers", "target", "activation", "loss"), CASES)
+def test_backends_agree(layers, target, activation, loss):
+    thetas, X, y = make_problem(layers, m=1001, target=target)
+    results = {
+        backend: fastnn.cost_and_grad(thetas, X, y, lam=0.5, loss=loss, activation=activation,
+                                      backend=backend)
+        for backend in fastnn.available_backends()
+    }
+    J_ref, grads_ref = results["numpy"]
+    for J, grads in results.values():
+        assert J == pytest.approx(J_ref, rel=1e-12)
+        for grad, grad_ref in zip(grads, grads_ref):
+            assert scaled_error(grad, grad_ref) < 1e-12
+
+
+@pytest.mark.parametrize("m", [1, 31, 32, 33, 1000, 4097])
+def test_serial_and_parallel_bitwise_identical(m):
+    """Chunk boundaries depend on m only, and partials are summed in chunk order."""
+    thetas, X, y = make_problem([5, 6, 3], m=m, target="multiclass")
+    J_serial, grads_serial = fastnn.cost_and_grad(thetas, X, y, lam=1.0, backend="numba")
+    for _ in range(3):
+        J, grads = fastnn.cost_and_grad(thetas, X, y, lam=1.0, backend="numba-parallel")
+        assert J == J_serial
+        for grad, grad_serial in zip(grads, grads_serial):
+            assert np.array_equal(grad, grad_serial)
+
+
+def test_chunks_cover_the_examples():
+    assert _numba.n_chunks(1) == 1
+    assert _numba.n_chunks(_numba.MIN_CHUNK * 2) == 2
+    assert _numba.n_chunks(10**7) == _numba.MAX_CHUNKS
+
+
+def test_numpy_blocks_match_one_block(monkeypatch):
+    """Several row blocks in the NumPy backend give the same sums as one."""
+    thetas, X, y = make_problem([5, 6, 3], m=100, target="multiclass")
+    J_one, grads_one = fastnn.cost_and_grad(thetas, X, y, lam=1.0, backend="numpy")
+    monkeypatch.setattr(_numpy, "BLOCK_ROWS", 7)
+    J, grads = fastnn.cost_and_grad(thetas, X, y, lam=1.0, backend="numpy")
+    assert J == pytest.approx(J_one, rel=1e-14)
+    for grad, grad_one in zip(grads, grads_one):
+        assert scaled_error(grad, grad_one) < 1e-14
+    np.testing.assert_allclose(fastnn.forward(thetas, X, backend="numpy"),
+                               naive.forward(thetas, X), rtol=1e-13)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize(("layers", "target"), [([6, 1], "binary"), ([6, 7, 5, 4], "multiclass")])
+def test_forward_and_predict(backend, layers, target, activation):
+    thetas, X, _ = make_problem(layers, m=77, target=target)
+    H = fastnn.forward(thetas, X, activation=activation, backend=backend)
+    H_ref = naive.forward(thetas, X, activation)
+    assert H.shape == (77, layers[-1])
+    np.testing.assert_allclose(H, H_ref, rtol=1e-13)
+    labels = fastnn.predict(thetas, X, activation=activation, backend=backend)
+    expected = (H_ref[:, 0] >= 0.5) if layers[-1] == 1 else H_ref.argmax(axis=1)
+    assert labels.dtype == np.int64
+    np.testing.assert_array_equal(labels, expected)
+
+
+@pytest.mark.parametrize(("layers", "target", "activation", "loss"), CASES)
+def test_float32_agrees_with_float64(backend, layers, target, activation, loss):
+    thetas, X, y = make_problem(layers, m=500, target=target)
+    J64, grads64 = fastnn.cost_and_grad(thetas, X, y, lam=0.5, loss=loss,
+                                        activation=activation, backend=backend)
+    thetas32 = [theta.astype(np.float32) for theta in thetas]
+    J32, grads32 = fastnn.cost_and_grad(thetas32, X.astype(np.float32), y, lam=0.5, loss=loss,
+                                        activation=activation, backend=backend)
+    assert J32 == pytest.approx(J64, rel=1e-4)
+    for grad32, grad64 in zip(grads32, grads64):
+        assert grad32.dtype == np.float32
+        assert scaled_error(grad32, grad64) < 1e-4
+    H32 = fastnn.forward(thetas32, X, activation=activation, backend=backend)
+    assert H32.dtype == np.float32
+    np.testing.assert_allclose(H32, fastnn.forward(thetas, X, activation=activation,
+                                                   backend=backend), atol=1e-5)
+
+
+def test_saturated_units(backend):
+    """|z| ≈ 800 everywhere: σ rounds to exactly 0 or 1, yet J and ∇J stay finite and exact.
+
+    Hidden units saturate to a = 1 or 0 (so g′ = 0 and only Θ(2) gets a gradient); output unit
+    k gets z = ±800 exactly, and each loss term is softplus(±800) = 800 or e^{−800}.
+    """
+    theta1 = np.array([[0.0, 800.0], [0.0, -800.0]])  # a(2) = [σ(800x), σ(−800x)]
+    theta2 = np.array([[0.0, 800.0, 0.0], [0.0, 0.0, -800.0]])
+    X = np.array([[1.0], [-1.0]])
+    Y = np.array([[0, 1], [1, 1]])
+    # z(3) for x = 1: [800, 0]; for x = −1: [0, −800]. Terms: softplus(800) = 800 for (x=1, k=0)
+    # and for (x=−1, k=1); softplus(−0) = log 2 for the two units at z = 0 with t = 1 vs 0.
+    with np.errstate(all="raise"):
+        J, grads = fastnn.cost_and_grad([theta1, theta2], X, Y, lam=0.0, backend=backend)
+    assert J == pytest.approx((800 + np.log(2) + np.log(2) + 800) / 2, rel=1e-14)
+    assert all(np.isfinite(grad).all() for grad in grads)
+    np.testing.assert_array_equal(grads[0], 0.0)
+    # D(2) = Σ_i δ(3) [1; a(2)]ᵀ / m with δ(3) = h − y: x=1 → [1, −1/2], x=−1 → [−1/2, −1].
+    expected = (np.outer([1.0, -0.5], [1, 1, 0]) + np.outer([-0.5, -1.0], [1, 0, 1])) / 2
+    np.testing.assert_allclose(grads[1], expected, rtol=1e-15, atol=1e-300)
+
+
+def test_large_saturated_network_is_finite(backend):
+    thetas, X, y = make_problem([8, 6, 4], m=50, target="multiclass")
+    thetas = [theta * 2000 for theta in thetas]
+    with np.errstate(all="raise"):
+        J, grads = fastnn.cost_and_grad(thetas, X, y, lam=1.0, backend=backend)
+    J_ref, grads_ref = fastnn.cost_and_grad(thetas, X, y, lam=1.0, backend="numpy")
+    assert np.isfinite(J) and J > 10
+    assert J == pytest.approx(J_ref, rel=1e-12)
+    for grad, grad_ref in zip(grads, grads_ref):
+        assert np.isfinite(grad).all()
+        assert scaled_error(grad, grad_ref) < 1e-12
