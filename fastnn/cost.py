@@ -70,7 +70,7 @@ class Objective:
             vec, self.layers, self.X, self.targets, self.activation, self.loss, need_grad
         )
         weights = vec * self._mask
-        J = (loss_sum + 0.5 * self.lam * np.dot(weights, weights)) / self.m
+        J = (loss_sum + 0.5 * self.lam * np.square(weights).sum()) / self.m
         if not need_grad:
             return float(J), None
         return float(J), ((Delta + self.lam * weights) / self.m).astype(self.dtype, copy=False)

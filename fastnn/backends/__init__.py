@@ -36,6 +36,13 @@ def get_backend(name, m, n_params):
     return BACKENDS[name]
 
 
+AUTO_NUMBA_MAX_WORK = 500_000
+"""Largest m·P for which ``"auto"`` picks the serial Numba kernel. Measured on 2 cores
+(``bench/``, 64-32-10 and 20-10-3 networks): below about 5e5 per call, NumPy's per-call and
+per-layer overheads dominate and the compiled loop is faster; above it, the per-example loop
+(one matrix-vector product per layer per example) loses to NumPy's blocked matrix products."""
+
+
 def auto_backend(m, n_params):
     """The backend measured fastest for a problem of m examples and P weights."""
-    return "numpy"
+    return "numba" if m * n_params <= AUTO_NUMBA_MAX_WORK else "numpy"

@@ -28,6 +28,12 @@ from fastnn.activations import ACTIVATIONS, activate, derivative, sigmoid
 from fastnn.losses import LOSSES, loss_term_and_delta
 from fastnn.network import theta_offsets
 
+FASTMATH = {"reassoc", "contract"}
+"""The only fast-math flags the kernels use: reassociation lets the dot-product and axpy loops
+vectorize, contraction lets them use FMA. Never ``nnan``/``ninf`` (the cost and the input
+checks rely on inf and NaN semantics), so never ``fastmath=True``. Results change by rounding
+only; the tests pin them against the NumPy backend and the naive reference to 1e-12."""
+
 MIN_CHUNK = 32
 """Fewest examples per chunk: below this, thread start-up costs more than the chunk's work."""
 
@@ -41,50 +47,52 @@ def n_chunks(m):
     return max(1, min(MAX_CHUNKS, m // MIN_CHUNK))
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def _forward_one(theta, layers, offsets, unit_offsets, x, activation, a):
     """Fill a(1) = x, a(2) ... a(L-1), and z(L) (not σ of it) in the last slot of ``a``."""
-    for k in range(layers[0]):
-        a[k] = x[k]
+    a[: layers[0]] = x
     n_weights = layers.shape[0] - 1
     for l in range(n_weights):
-        n_in = layers[l]
-        cols = n_in + 1
-        a_in = unit_offsets[l]
-        a_out = unit_offsets[l + 1]
-        for j in range(layers[l + 1]):
-            row = offsets[l] + j * cols
-            z = theta[row]
-            for k in range(n_in):
-                z += theta[row + 1 + k] * a[a_in + k]
-            a[a_out + j] = z if l == n_weights - 1 else activate(z, activation)
+        a_in = a[unit_offsets[l] : unit_offsets[l + 1]]
+        a_out = a[unit_offsets[l + 1] : unit_offsets[l + 2]]
+        Theta = theta[offsets[l] : offsets[l + 1]].reshape((layers[l + 1], layers[l] + 1))
+        for j in range(a_out.shape[0]):
+            # z_j = Θ_j0 + Σ_k Θ_j,k+1 a_k
+            w = Theta[j, 1:]
+            z = Theta[j, 0]
+            for k in range(a_in.shape[0]):
+                z += w[k] * a_in[k]
+            a_out[j] = z if l == n_weights - 1 else activate(z, activation)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=FASTMATH)
 def _backward_one(theta, layers, offsets, unit_offsets, activation, a, d, Delta):
     """Given δ(L) in the last slot of ``d``: Δ(l) += δ(l+1) [1; a(l)]ᵀ and δ(l) for l < L."""
     for l in range(layers.shape[0] - 2, -1, -1):
-        n_in = layers[l]
-        cols = n_in + 1
-        a_in = unit_offsets[l]
-        d_out = unit_offsets[l + 1]
-        for j in range(layers[l + 1]):
-            row = offsets[l] + j * cols
-            dj = d[d_out + j]
-            Delta[row] += dj
-            for k in range(n_in):
-                Delta[row + 1 + k] += dj * a[a_in + k]
+        a_in = a[unit_offsets[l] : unit_offsets[l + 1]]
+        d_in = d[unit_offsets[l] : unit_offsets[l + 1]]
+        d_out = d[unit_offsets[l + 1] : unit_offsets[l + 2]]
+        shape = (layers[l + 1], layers[l] + 1)
+        Theta = theta[offsets[l] : offsets[l + 1]].reshape(shape)
+        Delta_l = Delta[offsets[l] : offsets[l + 1]].reshape(shape)
+        for j in range(d_out.shape[0]):
+            # Δ_j += δ_j [1; a]
+            dj = d_out[j]
+            row = Delta_l[j, 1:]
+            Delta_l[j, 0] += dj
+            for k in range(a_in.shape[0]):
+                row[k] += dj * a_in[k]
         if l == 0:
             break
-        for k in range(n_in):
-            d[a_in + k] = 0.0
-        for j in range(layers[l + 1]):
-            row = offsets[l] + j * cols
-            dj = d[d_out + j]
-            for k in range(n_in):
-                d[a_in + k] += theta[row + 1 + k] * dj
-        for k in range(n_in):
-            d[a_in + k] *= derivative(a[a_in + k], activation)
+        # δ(l) = (Θᵀ δ(l+1))[1:] ∘ g′(a(l)), accumulated row by row of Θ
+        d_in[:] = 0.0
+        for j in range(d_out.shape[0]):
+            dj = d_out[j]
+            w = Theta[j, 1:]
+            for k in range(a_in.shape[0]):
+                d_in[k] += w[k] * dj
+        for k in range(a_in.shape[0]):
+            d_in[k] *= derivative(a_in[k], activation)
 
 
 def _loss_and_delta_chunks(
