@@ -135,7 +135,7 @@ def cost_and_grad(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="si
     return J, unpack(grad, objective.layers)
 
 
-def forward(thetas, X, *, activation="sigmoid", backend="auto"):
+def forward(thetas, X, *, loss="cross_entropy", activation="sigmoid", backend="auto"):
     """Forward propagation: the outputs h_Θ(x) of every example.
 
     Parameters
@@ -143,6 +143,8 @@ def forward(thetas, X, *, activation="sigmoid", backend="auto"):
     thetas : list of ndarray
         ``thetas[l]`` of shape ``(s_{l+2}, s_{l+1} + 1)``.
     X : array-like of shape (m, s_1)
+    loss : {"cross_entropy", "squared_error"}, default "cross_entropy"
+        Checked and accepted like everywhere else; the outputs do not depend on it.
     activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
     backend : {"auto", "numpy", "numba", "numba-parallel"}, default "auto"
 
@@ -154,11 +156,12 @@ def forward(thetas, X, *, activation="sigmoid", backend="auto"):
     layers = check_thetas(thetas)
     vec = pack(thetas)
     X = check_X(X, layers[0], vec.dtype)
+    check_choice(loss, "loss", LOSSES)
     check_choice(activation, "activation", ACTIVATIONS)
     return get_backend(backend, X.shape[0], vec.shape[0]).forward(vec, layers, X, activation)
 
 
-def predict(thetas, X, *, activation="sigmoid", backend="auto"):
+def predict(thetas, X, *, loss="cross_entropy", activation="sigmoid", backend="auto"):
     """Predicted labels: ``argmax_k h_k(x)`` for K ≥ 2, ``[h(x) ≥ 0.5]`` for K = 1.
 
     Parameters are those of :func:`forward`.
@@ -167,7 +170,7 @@ def predict(thetas, X, *, activation="sigmoid", backend="auto"):
     -------
     labels : ndarray of int64, shape (m,)
     """
-    H = forward(thetas, X, activation=activation, backend=backend)
+    H = forward(thetas, X, loss=loss, activation=activation, backend=backend)
     if H.shape[1] == 1:
         return (H[:, 0] >= 0.5).astype(np.int64)
     return H.argmax(axis=1).astype(np.int64)

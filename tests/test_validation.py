@@ -88,6 +88,8 @@ def test_bad_input_to_forward(function):
         function(THETAS, X, activation="gelu")
     with pytest.raises(ValueError, match="^backend: expected one of"):
         function(THETAS, X, backend="gpu")
+    with pytest.raises(ValueError, match="^loss: expected one of"):
+        function(THETAS, X, loss="hinge")
 
 
 def test_bad_layers_and_vectors():
