@@ -7,12 +7,19 @@ vectorized NumPy (``"numpy"``).
 
 from fastnn.backends import available_backends
 from fastnn.cost import Objective, check_gradients, cost, cost_and_grad, forward, predict
+from fastnn.estimator import MLPClassifier
+from fastnn.io import ModelFileError, load
 from fastnn.network import init_weights, layers_of, n_params, pack, unpack
+from fastnn.trainer import History, TrainingDiverged, train
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "History",
+    "MLPClassifier",
+    "ModelFileError",
     "Objective",
+    "TrainingDiverged",
     "available_backends",
     "check_gradients",
     "cost",
@@ -20,8 +27,10 @@ __all__ = [
     "forward",
     "init_weights",
     "layers_of",
+    "load",
     "n_params",
     "pack",
     "predict",
+    "train",
     "unpack",
 ]

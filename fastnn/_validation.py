@@ -30,6 +30,12 @@ class Targets(NamedTuple):
     def is_matrix(self):
         return self.Y.shape[0] > 0
 
+    def take(self, rows):
+        """The targets of the examples ``rows`` (a slice or an index array)."""
+        if self.is_matrix:
+            return Targets(self.labels, self.Y[rows])
+        return Targets(self.labels[rows], self.Y)
+
     def one_hot(self, rows, dtype):
         """Dense ``(len(rows), K)`` targets for the examples ``rows`` (a slice)."""
         if self.is_matrix:

@@ -18,7 +18,7 @@ from fastnn._validation import (
     check_X,
 )
 from fastnn.activations import ACTIVATIONS
-from fastnn.backends import get_backend
+from fastnn.backends import auto_backend, available_backends, get_backend
 from fastnn.losses import LOSSES
 from fastnn.network import n_params, pack, penalty_mask, unpack
 
@@ -61,27 +61,62 @@ class Objective:
         self.loss = check_choice(loss, "loss", LOSSES)
         self.activation = check_choice(activation, "activation", ACTIVATIONS)
         self.n_params = n_params(self.layers)
-        self.backend = get_backend(backend, self.m, self.n_params)
+        self.backend = check_choice(backend, "backend", ("auto", *available_backends()))
         self._mask = penalty_mask(self.layers)
 
-    def _evaluate(self, vec, need_grad):
+    def _evaluate(self, vec, need_grad, rows=None):
+        """J and ∇J on the examples ``rows`` (all when None), penalty scaled by the full m.
+
+        With b examples in ``rows``: ``J = (1/b) Σ_rows loss terms + (λ/2m) Σ Θ²`` and
+        ``∇J = Δ/b + (λ/m) Θ`` (bias column unpenalized): the batch estimate of the full
+        objective's data term, plus the full objective's penalty.
+        """
         vec = np.ascontiguousarray(vec, dtype=self.dtype)
-        loss_sum, Delta = self.backend.loss_and_delta(
-            vec, self.layers, self.X, self.targets, self.activation, self.loss, need_grad
+        X, targets = self.X, self.targets
+        if rows is not None:
+            X, targets = X[rows], targets.take(rows)
+        b = X.shape[0]
+        backend = get_backend(self.backend, b, self.n_params)
+        loss_sum, Delta = backend.loss_and_delta(
+            vec, self.layers, X, targets, self.activation, self.loss, need_grad
         )
         weights = vec * self._mask
-        J = (loss_sum + 0.5 * self.lam * np.square(weights).sum()) / self.m
+        with np.errstate(over="ignore"):  # diverged weights give J = inf, for callers to see
+            J = loss_sum / b + 0.5 * self.lam * np.square(weights).sum() / self.m
         if not need_grad:
             return float(J), None
-        return float(J), ((Delta + self.lam * weights) / self.m).astype(self.dtype, copy=False)
+        grad = Delta / b + (self.lam / self.m) * weights
+        return float(J), grad.astype(self.dtype, copy=False)
 
-    def __call__(self, vec):
-        """``(J, grad)`` at θ = ``vec``; ``grad`` of shape (P,) in the objective's dtype."""
-        return self._evaluate(vec, need_grad=True)
+    def __call__(self, vec, rows=None):
+        """``(J, grad)`` at θ = ``vec``; ``grad`` of shape (P,) in the objective's dtype.
+
+        ``rows`` (a slice or index array) restricts the data term to a mini-batch.
+        """
+        return self._evaluate(vec, need_grad=True, rows=rows)
+
+    def backend_name(self, b):
+        """The backend that evaluates b examples at a time (``"auto"`` resolved)."""
+        return self.backend if self.backend != "auto" else auto_backend(b, self.n_params)
 
     def cost(self, vec):
         """J at θ = ``vec`` (no backpropagation)."""
         return self._evaluate(vec, need_grad=False)[0]
+
+    def forward(self, vec):
+        """Outputs h_Θ(x) of the objective's examples, shape (m, K)."""
+        vec = np.ascontiguousarray(vec, dtype=self.dtype)
+        backend = get_backend(self.backend, self.m, self.n_params)
+        return backend.forward(vec, self.layers, self.X, self.activation)
+
+    def accuracy(self, vec):
+        """Fraction of examples predicted right (every label right, for a target matrix)."""
+        H = self.forward(vec)
+        if self.targets.is_matrix:
+            return float(((H >= 0.5) == self.targets.Y).all(axis=1).mean())
+        if H.shape[1] == 1:
+            return float(((H[:, 0] >= 0.5) == self.targets.labels).mean())
+        return float((H.argmax(axis=1) == self.targets.labels).mean())
 
 
 def _objective(thetas, X, y, lam, loss, activation, backend):

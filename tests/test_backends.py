@@ -158,7 +158,7 @@ def test_large_saturated_network_is_finite(backend):
 def test_auto_picks_by_problem_size():
     from fastnn.backends import BACKENDS, get_backend
 
-    assert get_backend("auto", m=10, n_params=100) is BACKENDS["numba"]
+    assert get_backend("auto", m=10, n_params=100) is BACKENDS["numba-parallel"]
     assert get_backend("auto", m=60_000, n_params=100_000) is BACKENDS["numpy"]
     for name in fastnn.available_backends():
         assert get_backend(name, m=10, n_params=100) is BACKENDS[name]

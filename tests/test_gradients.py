@@ -36,8 +36,8 @@ def test_check_gradients_detects_a_wrong_gradient(monkeypatch):
     thetas, X, y = debug_problem()
     evaluate = fastnn.Objective._evaluate
 
-    def off_by_a_bit(self, vec, need_grad):
-        J, grad = evaluate(self, vec, need_grad)
+    def off_by_a_bit(self, vec, need_grad, rows=None):
+        J, grad = evaluate(self, vec, need_grad, rows)
         return J, None if grad is None else grad * 1.001
 
     monkeypatch.setattr(fastnn.Objective, "_evaluate", off_by_a_bit)

@@ -1,0 +1,304 @@
+"""``fastnn.MLPClassifier``: the scikit-learn estimator over the trainer.
+
+Parameter names follow :class:`sklearn.neural_network.MLPClassifier` wherever the meaning is the
+same (``alpha`` is λ). Binary targets get one sigmoid output (K = 1), multi-class targets one
+output per class (prediction by argmax), multi-label indicator targets one output per label
+(thresholded at 0.5).
+"""
+
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from fastnn._validation import FLOAT_DTYPES, check_choice
+from fastnn.cost import Objective, forward
+from fastnn.network import init_weights, pack, unpack
+from fastnn.trainer import SOLVERS, TrainingDiverged, train
+
+STOCHASTIC_SOLVERS = ("sgd", "adam")
+
+
+class MLPClassifier(ClassifierMixin, BaseEstimator):
+    """A fully connected sigmoid network classifier trained by backpropagation.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default (100,)
+        Units of each hidden layer, s_2 ... s_{L-1}.
+    alpha : float, default 1e-4
+        λ, the L2 penalty ``(λ/2m) Σ Θ²`` on all but the bias weights.
+    solver : {"lbfgs", "gd", "sgd", "adam"}, default "adam"
+    learning_rate_init : float, default 1e-3
+        α of gd, sgd and adam.
+    batch_size : int or "auto", default "auto"
+        Mini-batch size of sgd and adam; "auto" is ``min(200, m)``.
+    max_iter : int, default 200
+        Iterations (lbfgs, gd) or epochs (sgd, adam).
+    tol : float, default 1e-4
+        Improvement below which an iteration counts as none (see ``n_iter_no_change``).
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the training data (stratified), stop when its
+        accuracy has not improved by ``tol`` for ``n_iter_no_change`` iterations, and keep the
+        best parameters.
+    validation_fraction : float, default 0.1
+    n_iter_no_change : int, default 10
+    momentum : float, default 0.9
+    nesterovs_momentum : bool, default True
+    random_state : None, int or numpy.random.Generator
+        Initial weights, mini-batch order and the early-stopping split.
+    verbose : bool, default False
+        Show a progress bar.
+    warm_start : bool, default False
+        Continue from the previous fit's weights.
+    backend : {"auto", "numpy", "numba", "numba-parallel"}, default "auto"
+    loss : {"cross_entropy", "squared_error"}, default "cross_entropy"
+    activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
+        Activation of the hidden layers; the output layer is the sigmoid.
+    dtype : {"float64", "float32"}, default "float64"
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    thetas_ : list of ndarray
+        Θ(l) of shape ``(s_{l+1}, s_l + 1)``, acting on the raw inputs given to ``fit``.
+    loss_curve_ : list of float
+        The training cost after every iteration or epoch (every solver, L-BFGS included).
+    n_iter_ : int
+    best_loss_ : float
+    validation_scores_ : list of float
+        Validation accuracy per iteration, when ``early_stopping``.
+    history_ : fastnn.trainer.History
+        Every iteration's record (cost, time, validation cost and accuracy).
+    n_features_in_ : int
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), alpha=1e-4, solver="adam",
+                 learning_rate_init=1e-3, batch_size="auto", max_iter=200, tol=1e-4,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
+                 momentum=0.9, nesterovs_momentum=True, random_state=None, verbose=False,
+                 warm_start=False, backend="auto", loss="cross_entropy", activation="sigmoid",
+                 dtype="float64"):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.alpha = alpha
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.backend = backend
+        self.loss = loss
+        self.activation = activation
+        self.dtype = dtype
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+    # -- fitting -----------------------------------------------------------------------------
+
+    def _dtype(self):
+        dtype = np.dtype(self.dtype)
+        if dtype not in FLOAT_DTYPES:
+            raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
+        return dtype
+
+    def _layers(self, n_features, n_outputs):
+        hidden = self.hidden_layer_sizes
+        hidden = [hidden] if np.isscalar(hidden) else list(hidden)
+        if not all(isinstance(size, (int, np.integer)) and size > 0 for size in hidden):
+            raise ValueError(f"hidden_layer_sizes: expected positive integers, got {hidden}")
+        return [n_features, *(int(size) for size in hidden), n_outputs]
+
+    def _validate_params(self):
+        check_choice(self.solver, "solver", SOLVERS)
+        if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
+            raise ValueError(f"max_iter: expected a positive integer, got {self.max_iter!r}")
+        if not self.learning_rate_init > 0:
+            raise ValueError(
+                f"learning_rate_init: expected a number > 0, got {self.learning_rate_init!r}")
+        if self.batch_size != "auto" and not (
+                isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 1):
+            raise ValueError(
+                f"batch_size: expected a positive integer or 'auto', got {self.batch_size!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction: expected a number in (0, 1), "
+                f"got {self.validation_fraction!r}")
+        if not self.momentum >= 0:
+            raise ValueError(f"momentum: expected a number >= 0, got {self.momentum!r}")
+
+    def _encode_targets(self, y, classes=None):
+        """Set ``classes_`` (first call) and return y encoded for the objective."""
+        if getattr(y, "ndim", 1) == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        kind = type_of_target(y)
+        if not hasattr(self, "classes_"):
+            if kind == "multilabel-indicator":
+                self.classes_ = np.arange(y.shape[1])
+                self._multilabel = True
+            else:
+                self.classes_ = np.unique(y if classes is None else classes)
+                self._multilabel = False
+                if self.classes_.shape[0] < 2:
+                    raise ValueError(
+                        f"y: needs samples of at least 2 classes, got 1 class "
+                        f"({self.classes_[0]!r})")
+        if self._multilabel:
+            if kind != "multilabel-indicator" or y.shape[1] != self.classes_.shape[0]:
+                raise ValueError(f"y: expected a 0/1 indicator matrix with "
+                                 f"{self.classes_.shape[0]} columns, as in the first fit")
+            return np.asarray(y)
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if unseen.size:
+            raise ValueError(f"y: has labels the model has not seen: {unseen[:5].tolist()}; "
+                             f"its classes are {self.classes_.tolist()}")
+        encoded = np.searchsorted(self.classes_, y)
+        return encoded
+
+    @property
+    def _n_outputs(self):
+        return self.classes_.shape[0] if self._multilabel or self.classes_.shape[0] > 2 else 1
+
+    def fit(self, X, y):
+        """Train on X (m, n_features) and y (labels, or a 0/1 indicator matrix).
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        warm = self.warm_start and hasattr(self, "thetas_")
+        X, y = validate_data(self, X, y, reset=not warm, multi_output=True,
+                             dtype=self._dtype(), y_numeric=False)
+        if not warm:
+            for attribute in ("classes_", "_optimizer"):
+                self.__dict__.pop(attribute, None)
+        y_encoded = self._encode_targets(y)
+        return self._fit(X, y_encoded, max_iter=self.max_iter, solver=self.solver,
+                         warm=warm, keep_optimizer=False)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch of the mini-batch solver (``sgd`` or ``adam``) on X, y.
+
+        ``classes`` (all labels that will ever appear) is required on the first call unless y
+        is a multi-label indicator matrix.
+        """
+        self._validate_params()
+        if self.solver not in STOCHASTIC_SOLVERS:
+            raise ValueError(f"partial_fit: only for the mini-batch solvers "
+                             f"{STOCHASTIC_SOLVERS}, got solver={self.solver!r}")
+        first = not hasattr(self, "thetas_")
+        X, y = validate_data(self, X, y, reset=first, multi_output=True, dtype=self._dtype())
+        if first:
+            self.__dict__.pop("classes_", None)
+            if classes is None and type_of_target(y) != "multilabel-indicator":
+                raise ValueError("classes: required on the first call to partial_fit")
+        y_encoded = self._encode_targets(y, classes=classes if first else None)
+        return self._fit(X, y_encoded, max_iter=1, solver=self.solver, warm=not first,
+                         keep_optimizer=True)
+
+    def _fit(self, X, y, max_iter, solver, warm, keep_optimizer):
+        layers = self._layers(X.shape[1], self._n_outputs)
+        rng = np.random.default_rng(self.random_state)
+        if warm:
+            if [theta.shape for theta in self.thetas_] != [
+                    (s_next, s + 1) for s, s_next in zip(layers[:-1], layers[1:])]:
+                raise ValueError("hidden_layer_sizes: changed since the previous fit; "
+                                 "set warm_start=False to start over")
+            theta = pack(self.thetas_).astype(self._dtype())
+        else:
+            theta = pack(init_weights(layers, seed=rng, dtype=self._dtype()))
+        validation = None
+        X_train, y_train = X, y
+        if self.early_stopping and max_iter > 1:
+            stratify = None if self._multilabel else y
+            X_train, X_val, y_train, y_val = train_test_split(
+                X, y, test_size=self.validation_fraction, stratify=stratify,
+                random_state=rng.integers(2**31))
+            validation = Objective(layers, X_val, y_val, 0.0, loss=self.loss,
+                                   activation=self.activation, backend=self.backend,
+                                   dtype=self._dtype())
+        objective = Objective(layers, X_train, y_train, self.alpha, loss=self.loss,
+                              activation=self.activation, backend=self.backend,
+                              dtype=self._dtype())
+        batch_size = (min(200, objective.m) if self.batch_size == "auto"
+                      else min(self.batch_size, objective.m))
+        state = getattr(self, "_optimizer", None) if keep_optimizer else None
+        try:
+            result = train(
+                objective, theta, solver=solver, learning_rate=self.learning_rate_init,
+                max_iter=max_iter, batch_size=batch_size, momentum=self.momentum,
+                nesterov=self.nesterovs_momentum, tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change if max_iter > 1 else 0,
+                validation=validation, early_stopping=self.early_stopping,
+                verbose=self.verbose, random_state=rng, optimizer_state=state)
+        except TrainingDiverged as error:
+            self._set_fitted(error.theta, layers, error.history, np.inf, warm)
+            raise
+        self._optimizer = result.optimizer
+        self._set_fitted(result.theta, layers, result.history, result.best_loss, warm)
+        if result.history.stopped == "max_iter" and max_iter > 1:
+            warnings.warn(f"{solver}: max_iter={max_iter} reached before convergence; "
+                          "raise max_iter or tol", ConvergenceWarning, stacklevel=3)
+        return self
+
+    def _set_fitted(self, theta, layers, history, best_loss, warm):
+        """Fitted attributes; a warm continuation extends the curves of the previous fits."""
+        self.thetas_ = unpack(np.array(theta, dtype=self._dtype()), layers)
+        self.history_ = history
+        self.loss_curve_ = (self.loss_curve_ if warm else []) + history["cost"]
+        self.n_iter_ = (self.n_iter_ if warm else 0) + len(history)
+        self.best_loss_ = float(min(best_loss, self.best_loss_) if warm else best_loss)
+        self.validation_scores_ = history["val_accuracy"] if self.early_stopping else None
+
+    # -- prediction --------------------------------------------------------------------------
+
+    def _forward(self, X):
+        check_is_fitted(self, "thetas_")
+        X = validate_data(self, X, reset=False, dtype=self._dtype())
+        return forward(self.thetas_, X, activation=self.activation, backend=self.backend)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (m, n_classes).
+
+        Binary: ``[1 − h, h]``; multi-class: the K sigmoid outputs scaled to sum to 1;
+        multi-label: each label's probability h_k (rows need not sum to 1).
+        """
+        H = self._forward(X)
+        if self._multilabel:
+            return H
+        if H.shape[1] == 1:
+            return np.hstack([1 - H, H])
+        return H / H.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """Predicted labels (from ``classes_``), or a 0/1 indicator matrix for multi-label."""
+        H = self._forward(X)
+        if self._multilabel:
+            return (H >= 0.5).astype(np.int64)
+        if H.shape[1] == 1:
+            return self.classes_[(H[:, 0] >= 0.5).astype(np.intp)]
+        return self.classes_[H.argmax(axis=1)]
+
+    def save(self, path):
+        """Write the fitted model to ``path`` (one ``.npz`` file; see :func:`fastnn.load`)."""
+        from fastnn.io import save
+
+        save(self, path)
