@@ -1,6 +1,10 @@
-"""The ``fastnn`` command."""
+"""The ``fastnn`` command: ``train``, ``predict`` and ``gradcheck``.
+
+Exit status: 0 on success, 2 on bad usage (argparse), 1 on failure with one line on stderr.
+"""
 
 import argparse
+import os
 import sys
 import time
 
@@ -11,8 +15,159 @@ from fastnn.backends import available_backends
 from fastnn.cost import check_gradients, cost_and_grad
 from fastnn.network import init_weights, n_params, pack
 
+SOLVER_NAMES = ("lbfgs", "gd", "sgd", "adam")
 
-def gradcheck(args):
+
+class CommandError(Exception):
+    """A failure to report in one line, exit status 1."""
+
+
+def _read_array_file(path, want_labels):
+    """X (and y) from a ``.npz`` with arrays ``X`` (and ``y``), or a ``.csv`` of numbers
+    (the label in the last column when ``want_labels``)."""
+    if not os.path.isfile(path):
+        raise CommandError(f"data file not found: {path}")
+    if path.endswith(".npz"):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if "X" not in data:
+                    raise CommandError(f"{path}: no array named 'X' (found {sorted(data)})")
+                X = data["X"]
+                y = data["y"] if "y" in data else None
+        except (ValueError, OSError) as error:
+            raise CommandError(f"{path}: not a readable .npz file ({error})") from None
+        if want_labels and y is None:
+            raise CommandError(f"{path}: no array named 'y' with the labels")
+        return X, y
+    if path.endswith(".csv"):
+        try:
+            table = np.loadtxt(path, delimiter=",", ndmin=2)
+        except ValueError:
+            try:
+                table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)  # a header line
+            except ValueError as error:
+                raise CommandError(f"{path}: not a CSV file of numbers ({error})") from None
+        if want_labels:
+            if table.shape[1] < 2:
+                raise CommandError(f"{path}: needs feature columns and a label column")
+            y = table[:, -1]
+            return table[:, :-1], (y.astype(np.int64) if np.array_equal(y, y.round()) else y)
+        return table, None
+    raise CommandError(f"{path}: expected a .npz or .csv file")
+
+
+def load_data(name, seed):
+    """The named data set: ``digits``, ``synthetic``, or a file path."""
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        return load_digits(return_X_y=True)
+    if name == "synthetic":
+        from sklearn.datasets import make_classification
+
+        return make_classification(n_samples=5000, n_features=20, n_informative=12,
+                                   n_classes=4, random_state=seed)
+    return _read_array_file(name, want_labels=True)
+
+
+def train_command(args):
+    """Train an MLPClassifier, report accuracy and speed, save the model."""
+    from sklearn.model_selection import train_test_split
+
+    from fastnn.estimator import MLPClassifier
+
+    X, y = load_data(args.data, args.seed)
+    classes, counts = np.unique(y, return_counts=True)
+    stratify = y if counts.min() >= 2 else None
+    try:
+        X_train, X_test, y_train, y_test = train_test_split(
+            X, y, test_size=args.test_size, stratify=stratify, random_state=args.seed)
+    except ValueError as error:
+        raise CommandError(f"cannot split {args.data} into train and test: {error}") from None
+    classifier = MLPClassifier(
+        hidden_layer_sizes=tuple(args.hidden), alpha=args.alpha, solver=args.solver,
+        learning_rate_init=args.lr, max_iter=args.max_iter, batch_size=args.batch_size,
+        backend=args.backend, dtype=args.dtype, random_state=args.seed,
+        verbose=not args.quiet, n_iter_no_change=0 if args.solver == "lbfgs" else 10,
+    )
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # reported below as iterations
+        classifier.fit(X_train, y_train, validation_data=(X_test, y_test))
+    elapsed = time.perf_counter() - start
+    classifier.save(args.out)
+    layers = [X.shape[1], *args.hidden, classifier.thetas_[-1].shape[0]]
+    print(f"data {args.data}: {X_train.shape[0]} train, {X_test.shape[0]} test examples, "
+          f"{len(classes)} classes; network {'-'.join(map(str, layers))}, solver {args.solver}, "
+          f"λ = {args.alpha:g}")
+    print(f"train accuracy {classifier.score(X_train, y_train):.4f}, "
+          f"test accuracy {classifier.score(X_test, y_test):.4f}")
+    print(f"{classifier.n_iter_} iterations in {elapsed:.2f} s: "
+          f"{1e3 * elapsed / max(classifier.n_iter_, 1):.2f} ms per iteration "
+          f"(stopped: {classifier.history_.stopped})")
+    print(f"model saved to {os.path.abspath(args.out)}")
+    if args.plot:
+        plot_history(classifier.history_, args.plot)
+        print(f"plot saved to {os.path.abspath(args.plot)}")
+    return 0
+
+
+def plot_history(history, path):
+    """Cost and held-out accuracy per iteration, to a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise CommandError("--plot needs matplotlib: pip install 'fastnn[plot]'") from None
+    iterations = history["iteration"]
+    figure, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(7, 6))
+    top.plot(iterations, history["cost"], label="training cost J (with penalty)")
+    top.plot(iterations, history["val_cost"], label="test cost (data term)")
+    top.set_ylabel("cost")
+    top.set_yscale("log")
+    top.legend()
+    bottom.plot(iterations, history["val_accuracy"], color="tab:green")
+    bottom.set_ylabel("test accuracy")
+    bottom.set_xlabel("iteration")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def predict_command(args):
+    """Predicted labels of DATA, one per line."""
+    from fastnn.io import load
+
+    if not os.path.isfile(args.model):
+        raise CommandError(f"model file not found: {args.model}")
+    classifier = load(args.model)
+    X, y = _read_array_file(args.data, want_labels=False)
+    if X.ndim != 2 or X.shape[1] != classifier.n_features_in_:
+        raise CommandError(f"{args.data}: X has shape {X.shape}, the model expects "
+                           f"{classifier.n_features_in_} features per row")
+    labels = classifier.predict(X)
+    if y is not None:
+        unseen = np.setdiff1d(np.unique(y), classifier.classes_)
+        if unseen.size:
+            raise CommandError(f"{args.data}: y has labels the model has not seen: "
+                               f"{unseen[:5].tolist()}")
+        print(f"accuracy {np.mean(labels == y):.4f} on {len(y)} examples", file=sys.stderr)
+    lines = "".join(f"{label}\n" for label in labels)
+    if args.out:
+        with open(args.out, "w") as file:
+            file.write(lines)
+    else:
+        sys.stdout.write(lines)
+    return 0
+
+
+def gradcheck_command(args):
     """Cost and gradient of one random network with every backend, and the gradient check."""
     layers = args.layers
     rng = np.random.default_rng(args.seed)
@@ -44,11 +199,54 @@ def gradcheck(args):
     return 0 if passed else 1
 
 
+def _batch_size(text):
+    return text if text == "auto" else int(text)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="fastnn", description="Fully connected networks trained by backpropagation, fast."
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser(
+        "train", help="train a classifier and save it",
+        description="Train an MLPClassifier on a stratified split, report train and test "
+        "accuracy and the time per iteration, and save the model.")
+    train.add_argument("--data", default="digits",
+                       help="digits (default; scikit-learn's 8x8 handwritten digits), "
+                       "synthetic, or a .npz file with arrays X and y, or a .csv file with the "
+                       "label in the last column")
+    train.add_argument("--hidden", type=int, nargs="+", default=[25], metavar="UNITS",
+                       help="units of each hidden layer (default: 25)")
+    train.add_argument("--alpha", type=float, default=1.0, help="λ, the L2 penalty (default: 1)")
+    train.add_argument("--solver", choices=SOLVER_NAMES, default="lbfgs")
+    train.add_argument("--lr", type=float, default=1e-3,
+                       help="learning rate of gd, sgd and adam (default: 0.001)")
+    train.add_argument("--max-iter", type=int, default=400,
+                       help="iterations (lbfgs, gd) or epochs (sgd, adam) (default: 400)")
+    train.add_argument("--batch-size", type=_batch_size, default="auto",
+                       help="mini-batch size of sgd and adam (default: auto, min(200, m))")
+    train.add_argument("--backend", choices=("auto", *available_backends()), default="auto")
+    train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--test-size", type=float, default=0.25,
+                       help="fraction held out for testing (default: 0.25)")
+    train.add_argument("--out", default="model.npz", help="model file (default: model.npz)")
+    train.add_argument("--plot", metavar="FILE.png",
+                       help="plot cost and test accuracy per iteration (needs matplotlib)")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=train_command)
+
+    predict = commands.add_parser(
+        "predict", help="predict labels with a saved model",
+        description="Write one predicted label per line for the rows of DATA (a .npz with an "
+        "array X, or a .csv of features). If the .npz also has y, the accuracy goes to stderr.")
+    predict.add_argument("model", help="a model file written by fastnn train")
+    predict.add_argument("data", help="a .npz file with an array X, or a .csv of features")
+    predict.add_argument("--out", help="write the labels to this file instead of stdout")
+    predict.set_defaults(run=predict_command)
+
     check = commands.add_parser(
         "gradcheck",
         help="compare backpropagation with central differences, for every backend",
@@ -66,7 +264,7 @@ def build_parser():
     check.add_argument("--tolerance", type=float, default=1e-7,
                        help="largest relative difference that passes (default: 1e-7; a correct "
                        "float64 gradient gives about 1e-10 on small sigmoid networks)")
-    check.set_defaults(run=gradcheck)
+    check.set_defaults(run=gradcheck_command)
     return parser
 
 
@@ -74,9 +272,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, TypeError) as error:
+    except (CommandError, ValueError, TypeError, OSError) as error:
         print(f"fastnn {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"fastnn {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -170,7 +170,8 @@ def cost_and_grad(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="si
     return J, unpack(grad, objective.layers)
 
 
-def forward(thetas, X, *, loss="cross_entropy", activation="sigmoid", backend="auto"):
+def forward(thetas, X, *, loss="cross_entropy", activation="sigmoid", backend="auto",
+            logits=False):
     """Forward propagation: the outputs h_Θ(x) of every example.
 
     Parameters
@@ -182,18 +183,21 @@ def forward(thetas, X, *, loss="cross_entropy", activation="sigmoid", backend="a
         Checked and accepted like everywhere else; the outputs do not depend on it.
     activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
     backend : {"auto", "numpy", "numba", "numba-parallel"}, default "auto"
+    logits : bool, default False
+        Return the output layer's pre-activations z(L) instead of h = σ(z(L)).
 
     Returns
     -------
     H : ndarray of shape (m, K)
-        Sigmoid outputs, in the dtype of ``thetas``.
+        Sigmoid outputs (or z(L)), in the dtype of ``thetas``.
     """
     layers = check_thetas(thetas)
     vec = pack(thetas)
     X = check_X(X, layers[0], vec.dtype)
     check_choice(loss, "loss", LOSSES)
     check_choice(activation, "activation", ACTIVATIONS)
-    return get_backend(backend, X.shape[0], vec.shape[0]).forward(vec, layers, X, activation)
+    return get_backend(backend, X.shape[0], vec.shape[0]).forward(vec, layers, X, activation,
+                                                                  logits)
 
 
 def predict(thetas, X, *, loss="cross_entropy", activation="sigmoid", backend="auto"):

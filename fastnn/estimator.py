@@ -176,8 +176,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _n_outputs(self):
         return self.classes_.shape[0] if self._multilabel or self.classes_.shape[0] > 2 else 1
 
-    def fit(self, X, y):
+    def fit(self, X, y, validation_data=None):
         """Train on X (m, n_features) and y (labels, or a 0/1 indicator matrix).
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+        y : array-like of shape (m,) or (m, n_labels)
+        validation_data : tuple (X_val, y_val), optional
+            Held-out data whose cost and accuracy are recorded every iteration in
+            ``history_``; with ``early_stopping`` it is the data monitored (instead of a
+            ``validation_fraction`` split of X).
 
         Returns
         -------
@@ -191,8 +200,12 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             for attribute in ("classes_", "_optimizer"):
                 self.__dict__.pop(attribute, None)
         y_encoded = self._encode_targets(y)
+        if validation_data is not None:
+            X_val, y_val = validation_data
+            X_val = validate_data(self, X_val, reset=False, dtype=self._dtype())
+            validation_data = (X_val, self._encode_targets(np.asarray(y_val)))
         return self._fit(X, y_encoded, max_iter=self.max_iter, solver=self.solver,
-                         warm=warm, keep_optimizer=False)
+                         warm=warm, keep_optimizer=False, validation_data=validation_data)
 
     def partial_fit(self, X, y, classes=None):
         """One epoch of the mini-batch solver (``sgd`` or ``adam``) on X, y.
@@ -214,7 +227,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return self._fit(X, y_encoded, max_iter=1, solver=self.solver, warm=not first,
                          keep_optimizer=True)
 
-    def _fit(self, X, y, max_iter, solver, warm, keep_optimizer):
+    def _fit(self, X, y, max_iter, solver, warm, keep_optimizer, validation_data=None):
         layers = self._layers(X.shape[1], self._n_outputs)
         rng = np.random.default_rng(self.random_state)
         if warm:
@@ -227,12 +240,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             theta = pack(init_weights(layers, seed=rng, dtype=self._dtype()))
         validation = None
         X_train, y_train = X, y
-        if self.early_stopping and max_iter > 1:
-            stratify = None if self._multilabel else y
+        if self.early_stopping and max_iter > 1 and validation_data is None:
+            stratifiable = not self._multilabel and np.bincount(y).min(initial=2) >= 2
+            stratify = y if stratifiable else None
             X_train, X_val, y_train, y_val = train_test_split(
                 X, y, test_size=self.validation_fraction, stratify=stratify,
                 random_state=rng.integers(2**31))
-            validation = Objective(layers, X_val, y_val, 0.0, loss=self.loss,
+            validation_data = (X_val, y_val)
+        if validation_data is not None:
+            validation = Objective(layers, *validation_data, 0.0, loss=self.loss,
                                    activation=self.activation, backend=self.backend,
                                    dtype=self._dtype())
         objective = Objective(layers, X_train, y_train, self.alpha, loss=self.loss,
@@ -270,10 +286,18 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     # -- prediction --------------------------------------------------------------------------
 
-    def _forward(self, X):
+    def _forward(self, X, logits=False):
         check_is_fitted(self, "thetas_")
         X = validate_data(self, X, reset=False, dtype=self._dtype())
-        return forward(self.thetas_, X, activation=self.activation, backend=self.backend)
+        return forward(self.thetas_, X, activation=self.activation, backend=self.backend,
+                       logits=logits)
+
+    def decision_function(self, X):
+        """The output layer's pre-activations z(L): shape (m,) for binary targets (positive
+        means ``classes_[1]``), (m, K) otherwise (argmax for multi-class, sign per label for
+        multi-label)."""
+        Z = self._forward(X, logits=True)
+        return Z[:, 0] if Z.shape[1] == 1 and not self._multilabel else Z
 
     def predict_proba(self, X):
         """Class probabilities, shape (m, n_classes).

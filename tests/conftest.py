@@ -1,3 +1,8 @@
+import os
+
+# Before anything imports SciPy: scikit-learn's check_array_api_input needs it (test_estimator).
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 import numpy as np
 import pytest
 

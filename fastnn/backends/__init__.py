@@ -6,8 +6,8 @@ Each backend offers
     ``(Σ_i Σ_k loss term, Δ)`` where Δ is ``Σ_i δ(l+1) [1; a(l)]ᵀ`` for every l, unrolled like
     θ in float64 (None unless ``need_grad``). Division by m and the penalty are added by the
     caller, once, for every backend alike.
-``forward(theta, layers, X, activation)``
-    The outputs h_Θ(x), shape (m, K), in the dtype of θ.
+``forward(theta, layers, X, activation, logits=False)``
+    The outputs h_Θ(x) = σ(z(L)), or z(L) with ``logits``, shape (m, K), in the dtype of θ.
 
 Inputs are trusted: :mod:`fastnn._validation` has checked and converted them.
 """

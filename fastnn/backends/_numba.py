@@ -134,8 +134,8 @@ def _loss_and_delta_chunks(
     return total, Delta_sum
 
 
-def _forward_chunks(theta, layers, offsets, unit_offsets, X, activation, n_chunks, H):
-    """H[i] = h_Θ(x(i)) for every example."""
+def _forward_chunks(theta, layers, offsets, unit_offsets, X, activation, logits, n_chunks, H):
+    """H[i] = h_Θ(x(i)) = σ(z(L)) for every example, or z(L) itself with ``logits``."""
     m = X.shape[0]
     out = unit_offsets[-2]
     for c in prange(n_chunks):
@@ -143,7 +143,7 @@ def _forward_chunks(theta, layers, offsets, unit_offsets, X, activation, n_chunk
         for i in range(c * m // n_chunks, (c + 1) * m // n_chunks):
             _forward_one(theta, layers, offsets, unit_offsets, X[i], activation, a)
             for k in range(H.shape[1]):
-                H[i, k] = sigmoid(a[out + k])
+                H[i, k] = a[out + k] if logits else sigmoid(a[out + k])
 
 
 def _compile(py_func, parallel):
@@ -183,11 +183,11 @@ class NumbaBackend:
         )
         return total, (Delta if need_grad else None)
 
-    def forward(self, theta, layers, X, activation):
-        """Outputs h_Θ(x) of every example, shape (m, K), in the dtype of θ."""
+    def forward(self, theta, layers, X, activation, logits=False):
+        """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
         H = np.empty((X.shape[0], layers[-1]), dtype=theta.dtype)
         self._forward(
-            theta, *self._layout(layers), X, ACTIVATIONS[activation].code,
+            theta, *self._layout(layers), X, ACTIVATIONS[activation].code, logits,
             n_chunks(X.shape[0]), H,
         )
         return H

@@ -53,13 +53,14 @@ def loss_and_delta(theta, layers, X, targets, activation, loss, need_grad):
     return total, Delta
 
 
-def forward(theta, layers, X, activation):
-    """Outputs h_Θ(x) of every example, shape (m, K), in the dtype of θ."""
+def forward(theta, layers, X, activation, logits=False):
+    """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
     act = ACTIVATIONS[activation]
     thetas = unpack(theta, layers)
     H = np.empty((X.shape[0], layers[-1]), dtype=theta.dtype)
     for start in range(0, X.shape[0], BLOCK_ROWS):
         rows = slice(start, start + BLOCK_ROWS)
         with np.errstate(under="ignore"):
-            H[rows] = ACTIVATIONS["sigmoid"].forward(_forward_block(thetas, X[rows], act)[1])
+            Z_out = _forward_block(thetas, X[rows], act)[1]
+            H[rows] = Z_out if logits else ACTIVATIONS["sigmoid"].forward(Z_out)
     return H
