@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from fastnn._validation import FLOAT_DTYPES, check_choice
 from fastnn.cost import Objective, forward
-from fastnn.network import init_weights, pack, unpack
+from fastnn.network import init_weights, pack, theta_shapes, unpack
 from fastnn.trainer import SOLVERS, TrainingDiverged, train
 
 STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -231,8 +231,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         layers = self._layers(X.shape[1], self._n_outputs)
         rng = np.random.default_rng(self.random_state)
         if warm:
-            if [theta.shape for theta in self.thetas_] != [
-                    (s_next, s + 1) for s, s_next in zip(layers[:-1], layers[1:])]:
+            if [theta.shape for theta in self.thetas_] != theta_shapes(layers):
                 raise ValueError("hidden_layer_sizes: changed since the previous fit; "
                                  "set warm_start=False to start over")
             theta = pack(self.thetas_).astype(self._dtype())

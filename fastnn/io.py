@@ -18,6 +18,8 @@ import zipfile
 
 import numpy as np
 
+from fastnn.network import theta_shapes
+
 FORMAT = "fastnn-model"
 FORMAT_VERSION = 1
 TRAINING_SETTINGS = (
@@ -120,8 +122,7 @@ def load(path):
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError,
             TypeError) as error:
         raise ModelFileError(f"{path}: not a readable fastnn model file ({error})") from None
-    expected = [(s_next, s + 1) for s, s_next in zip(layers[:-1], layers[1:])]
-    if [theta.shape for theta in thetas] != expected or any(
+    if [theta.shape for theta in thetas] != theta_shapes(layers) or any(
             theta.dtype != np.dtype(metadata["dtype"]) for theta in thetas):
         raise ModelFileError(f"{path}: weight matrices do not match layers {layers}")
     settings = {name: value for name, value in metadata["training"].items()

@@ -20,6 +20,11 @@ def n_params(layers):
     return sum(s_next * (s + 1) for s, s_next in pairwise(layers))
 
 
+def theta_shapes(layers):
+    """Shapes ``(s_{l+1}, s_l + 1)`` of Θ(1) ... Θ(L-1)."""
+    return [(s_next, s + 1) for s, s_next in pairwise(layers)]
+
+
 def theta_offsets(layers):
     """Start of each Θ(l) in θ, plus the end: int64 array of length ``L``."""
     sizes = [s_next * (s + 1) for s, s_next in pairwise(layers)]

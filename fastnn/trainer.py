@@ -258,7 +258,9 @@ def _run_steps(objective, theta, optimizer, solver, max_iter, batch_size, random
             monitor.last_finite = theta.copy()
             theta += optimizer.step(grad).astype(theta.dtype, copy=False)
             costs.append(J * (m if rows is None else len(rows)))
-        reason = monitor.record(theta, sum(costs) / m)
+        # Full batch: the cost is J at the θ before the step, so record that θ with it.
+        # Mini-batch: the epoch's mean batch cost goes with the θ at the end of the epoch.
+        reason = monitor.record(monitor.last_finite if batch == m else theta, sum(costs) / m)
         if reason is not None:
             return reason
     return "max_iter"

@@ -1,0 +1,180 @@
+"""fastnn.MLPClassifier as a scikit-learn estimator."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits, make_blobs, make_multilabel_classification
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_estimator
+
+import fastnn
+from fastnn import MLPClassifier
+
+# Short fits stop at max_iter on purpose; scikit-learn's ConvergenceWarning says so.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+
+
+def test_check_estimator():
+    results = check_estimator(MLPClassifier(), on_fail=None)
+    assert [r["check_name"] for r in results if r["status"] != "passed"] == []
+    assert len(results) >= 50
+
+
+def test_digits_accuracy(digits):
+    X_train, X_test, y_train, y_test = digits
+    clf = MLPClassifier(hidden_layer_sizes=(25,), alpha=1.0, solver="lbfgs", max_iter=400,
+                        random_state=0).fit(X_train, y_train)
+    assert clf.score(X_test, y_test) >= 0.96
+    assert len(clf.loss_curve_) == clf.n_iter_ == 400
+    assert clf.best_loss_ == min(clf.loss_curve_)
+    assert [theta.shape for theta in clf.thetas_] == [(25, 65), (10, 26)]
+    # thetas_ act on the raw inputs: the functional API predicts the same.
+    np.testing.assert_array_equal(fastnn.predict(clf.thetas_, X_test),
+                                  np.searchsorted(clf.classes_, clf.predict(X_test)))
+
+
+def test_string_labels_and_binary():
+    X, y = make_blobs(n_samples=200, centers=2, random_state=0)
+    labels = np.array(["cat", "dog"])[y]
+    clf = MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=100,
+                        random_state=0).fit(X, labels)
+    assert list(clf.classes_) == ["cat", "dog"]
+    assert clf.thetas_[-1].shape[0] == 1  # one sigmoid output for binary targets
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert clf.score(X, labels) > 0.95
+    assert set(clf.predict(X)) <= {"cat", "dog"}
+    np.testing.assert_array_equal(clf.decision_function(X) > 0, clf.predict(X) == "dog")
+
+
+def test_multiclass_proba_sums_to_one():
+    X, y = make_blobs(n_samples=300, centers=4, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=200,
+                        random_state=0).fit(X, y)
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(X))
+
+
+def test_multilabel():
+    X, Y = make_multilabel_classification(n_samples=300, n_classes=4, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(20,), solver="lbfgs", max_iter=300, alpha=0.1,
+                        random_state=0).fit(StandardScaler().fit_transform(X), Y)
+    proba = clf.predict_proba(StandardScaler().fit_transform(X))
+    assert proba.shape == (300, 4)
+    np.testing.assert_array_equal(clf.predict(StandardScaler().fit_transform(X)),
+                                  (proba >= 0.5).astype(int))
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_partial_fit_continues(solver):
+    X, y = make_blobs(n_samples=300, centers=3, random_state=1)
+    X = StandardScaler().fit_transform(X)
+    clf = MLPClassifier(hidden_layer_sizes=(10,), solver=solver, learning_rate_init=0.05,
+                        random_state=0)
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    first = clf.loss_curve_[-1]
+    for _ in range(20):
+        clf.partial_fit(X, y)
+    assert clf.n_iter_ == 21 and len(clf.loss_curve_) == 21
+    assert clf.loss_curve_[-1] < first
+    with pytest.raises(ValueError, match="labels the model has not seen"):
+        clf.partial_fit(X, y + 5)
+
+
+def test_partial_fit_needs_a_stochastic_solver_and_classes():
+    X, y = make_blobs(n_samples=30, centers=3, random_state=1)
+    with pytest.raises(ValueError, match="only for the mini-batch solvers"):
+        MLPClassifier(solver="lbfgs").partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="^classes: required"):
+        MLPClassifier().partial_fit(X, y)
+
+
+def test_early_stopping_records_validation_scores():
+    X, y = make_blobs(n_samples=400, centers=3, random_state=2)
+    clf = MLPClassifier(hidden_layer_sizes=(10,), solver="adam", learning_rate_init=0.05,
+                        early_stopping=True, n_iter_no_change=5, max_iter=500,
+                        random_state=0).fit(X, y)
+    assert clf.history_.stopped == "early_stopping"
+    assert len(clf.validation_scores_) == clf.n_iter_ < 500
+
+
+def test_minibatch_penalty_is_independent_of_batch_size():
+    """With λ/m of the full set, the batch gradients average to the full gradient."""
+    X, y = make_blobs(n_samples=120, centers=3, random_state=3)
+    objective = fastnn.Objective([2, 4, 3], X, y, lam=2.0)
+    theta = fastnn.pack(fastnn.init_weights([2, 4, 3], seed=0))
+    _, full = objective(theta)
+    for batch in (10, 40):
+        grads = [objective(theta, rows=slice(s, s + batch))[1] for s in range(0, 120, batch)]
+        np.testing.assert_allclose(np.mean(grads, axis=0), full, rtol=1e-12, atol=1e-15)
+
+
+def test_divergence_keeps_finite_parameters():
+    X, y = make_blobs(n_samples=100, centers=3, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(5,), solver="gd", learning_rate_init=1e300,
+                        max_iter=10, random_state=0)
+    with pytest.raises(fastnn.TrainingDiverged, match="learning_rate_init"):
+        clf.fit(X, y)
+    assert all(np.isfinite(theta).all() for theta in clf.thetas_)
+
+
+def test_warm_start_continues():
+    X, y = make_blobs(n_samples=200, centers=3, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(5,), solver="gd", learning_rate_init=0.5,
+                        max_iter=10, warm_start=True, n_iter_no_change=0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+        first = [theta.copy() for theta in clf.thetas_]
+        clf.fit(X, y)
+    assert clf.n_iter_ == 20 and len(clf.loss_curve_) == 20
+    assert not np.array_equal(first[0], clf.thetas_[0])
+
+
+def test_pipeline_cross_val_and_grid_search(digits):
+    X_train, _, y_train, _ = digits
+    pipeline = Pipeline([("scale", StandardScaler()),
+                         ("clf", MLPClassifier(hidden_layer_sizes=(16,), solver="lbfgs",
+                                               max_iter=60, random_state=0))])
+    scores = cross_val_score(pipeline, X_train, y_train, cv=3)
+    assert scores.mean() > 0.9
+    search = GridSearchCV(pipeline, {"clf__alpha": [0.1, 1.0]}, cv=2, n_jobs=2)
+    search.fit(X_train, y_train)
+    assert search.best_params_["clf__alpha"] in (0.1, 1.0)
+    assert search.score(X_train, y_train) > 0.9
+
+
+@pytest.mark.parametrize(("param", "value", "message"), [
+    ("solver", "newton", "^solver: expected one of"),
+    ("max_iter", 0, "^max_iter: expected a positive integer"),
+    ("hidden_layer_sizes", (0,), "^hidden_layer_sizes: expected positive integers"),
+    ("dtype", "int8", "^dtype: expected"),
+    ("backend", "gpu", "^backend: expected one of"),
+    ("batch_size", 0, "^batch_size: expected"),
+])
+def test_bad_parameters(param, value, message):
+    X, y = make_blobs(n_samples=30, centers=2, random_state=0)
+    with pytest.raises(ValueError, match=message):
+        MLPClassifier(**{param: value}).fit(X, y)
+
+
+def test_float32():
+    X, y = make_blobs(n_samples=100, centers=3, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=50, dtype="float32",
+                        random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    assert all(theta.dtype == np.float32 for theta in clf.thetas_)
+    assert clf.predict_proba(X).dtype == np.float32

@@ -1,0 +1,108 @@
+"""The training loop: solvers, history, early stopping, callbacks, interrupt, divergence."""
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn.trainer import train
+from tests.conftest import make_problem
+
+LAYERS = [6, 8, 3]
+
+
+@pytest.fixture(scope="module")
+def problem():
+    thetas, X, y = make_problem(LAYERS, m=300, target="multiclass")
+    # Learnable labels: the class of the largest of three projections.
+    y = (X[:, :3] @ np.diag([1.0, 0.9, 1.1])).argmax(axis=1)
+    objective = fastnn.Objective(LAYERS, X[:240], y[:240], lam=0.1)
+    validation = fastnn.Objective(LAYERS, X[240:], y[240:], lam=0.0)
+    return objective, validation, fastnn.pack(thetas)
+
+
+@pytest.mark.parametrize(("solver", "learning_rate"),
+                         [("lbfgs", None), ("gd", 2.0), ("sgd", 0.1), ("adam", 0.01)])
+def test_solvers_lower_the_cost(problem, solver, learning_rate):
+    objective, validation, theta0 = problem
+    result = train(objective, theta0, solver=solver, learning_rate=learning_rate or 0.1,
+                   max_iter=60, batch_size=32, validation=validation, random_state=0,
+                   n_iter_no_change=0)
+    costs = result.history["cost"]
+    assert len(costs) == 60 or result.history.stopped == "converged"
+    assert costs[-1] < 0.5 * objective.cost(theta0)
+    assert result.history["val_accuracy"][-1] > 0.8
+    assert objective.cost(result.theta) == pytest.approx(costs[-1], rel=0.2)
+    assert result.best_loss == min(costs)
+
+
+def test_gd_is_the_seed_notes_update(problem):
+    """One gd iteration is θ − α ∇J, exactly."""
+    objective, _, theta0 = problem
+    result = train(objective, theta0, solver="gd", learning_rate=0.5, max_iter=1,
+                   n_iter_no_change=0)
+    np.testing.assert_array_equal(result.theta, theta0 - 0.5 * objective(theta0)[1])
+
+
+def test_mini_batch_penalty_uses_full_m(problem):
+    objective, _, theta0 = problem
+    rows = np.arange(32)
+    J_batch, grad_batch = objective(theta0, rows=rows)
+    data_only = fastnn.Objective(LAYERS, objective.X[rows], objective.targets.labels[rows], 0.0)
+    J_data, grad_data = data_only(theta0)
+    weights = theta0 * fastnn.network.penalty_mask(LAYERS)
+    assert J_batch == pytest.approx(J_data + 0.1 / (2 * 240) * np.sum(weights**2), rel=1e-13)
+    np.testing.assert_allclose(grad_batch, grad_data + 0.1 / 240 * weights, rtol=1e-12)
+
+
+def test_callback_stops_and_sees_records(problem):
+    objective, _, theta0 = problem
+    seen = []
+
+    def stop_at_five(record):
+        seen.append(record["iteration"])
+        return record["iteration"] == 5
+
+    result = train(objective, theta0, solver="adam", learning_rate=0.01, max_iter=50,
+                   callbacks=[stop_at_five], n_iter_no_change=0, random_state=0)
+    assert seen == [1, 2, 3, 4, 5]
+    assert result.history.stopped == "callback"
+
+
+def test_early_stopping_keeps_the_best(problem):
+    objective, validation, theta0 = problem
+    result = train(objective, theta0, solver="sgd", learning_rate=0.5, max_iter=300,
+                   validation=validation, early_stopping=True, n_iter_no_change=5, tol=0.0,
+                   random_state=0)
+    assert result.history.stopped == "early_stopping"
+    assert len(result.history) < 300
+    assert validation.accuracy(result.theta) == max(result.history["val_accuracy"])
+
+
+def test_keyboard_interrupt_keeps_the_best(problem):
+    objective, _, theta0 = problem
+
+    def interrupt(record):
+        if record["iteration"] == 4:
+            raise KeyboardInterrupt
+
+    for solver in ("lbfgs", "gd", "adam"):
+        result = train(objective, theta0, solver=solver, learning_rate=0.01, max_iter=50,
+                       callbacks=[interrupt], n_iter_no_change=0, random_state=0)
+        assert result.history.stopped == "interrupted"
+        assert len(result.history) == 4
+        if solver != "adam":  # full batch: the recorded cost is J at the recorded θ
+            assert objective.cost(result.theta) == min(result.history["cost"])
+
+
+def test_divergence_is_a_clear_error_with_finite_parameters(problem):
+    objective, _, theta0 = problem
+    with pytest.raises(fastnn.TrainingDiverged, match="lower learning_rate_init") as error:
+        train(objective, theta0, solver="gd", learning_rate=1e300, max_iter=20)
+    assert np.isfinite(error.value.theta).all()
+    assert np.isfinite(objective.cost(error.value.theta))
+
+
+def test_unknown_solver(problem):
+    objective, _, theta0 = problem
+    with pytest.raises(ValueError, match="^solver: expected one of"):
+        train(objective, theta0, solver="newton")
