@@ -29,7 +29,7 @@ def _read_array_file(path, want_labels):
         raise CommandError(f"data file not found: {path}")
     if path.endswith(".npz"):
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
                 if "X" not in data:
                     raise CommandError(f"{path}: no array named 'X' (found {sorted(data)})")
                 X = data["X"]

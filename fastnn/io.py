@@ -104,7 +104,8 @@ def load(path):
     from fastnn.estimator import MLPClassifier
 
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # The file is opened here, not by np.load, so that it is closed on every error.
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
             metadata = json.loads(str(data["metadata"][()]))
             if metadata.get("format") != FORMAT:
                 raise ModelFileError(f"{path}: not a fastnn model file")

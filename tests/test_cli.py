@@ -1,3 +1,7 @@
+import subprocess
+import sys
+
+import numpy as np
 import pytest
 
 from fastnn.cli import main
@@ -26,3 +30,95 @@ def test_bad_usage_exits_2():
     with pytest.raises(SystemExit) as exit_info:
         main(["gradcheck", "--m", "many"])
     assert exit_info.value.code == 2
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    model = folder / "model.npz"
+    plot = folder / "plot.png"
+    assert main(["train", "--quiet", "--max-iter", "40", "--out", str(model),
+                 "--plot", str(plot)]) == 0
+    return folder, model, plot
+
+
+def test_train_defaults_to_digits(trained, capsys):
+    _, model, plot = trained
+    assert model.exists() and plot.stat().st_size > 10_000
+    from fastnn import load
+
+    assert load(model).thetas_[0].shape == (25, 65)
+
+
+def test_train_prints_accuracy_time_and_path(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    assert main(["train", "--quiet", "--max-iter", "5", "--data", "synthetic",
+                 "--solver", "adam", "--lr", "0.01", "--hidden", "8", "8", "--out",
+                 str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "test accuracy" in text and "ms per iteration" in text and str(out) in text
+
+
+def test_train_on_user_files(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    y = (X[:, 0] > 0).astype(int)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    np.savetxt(tmp_path / "data.csv", np.column_stack([X, y]), delimiter=",")
+    for data in ("data.npz", "data.csv"):
+        assert main(["train", "--quiet", "--max-iter", "20", "--hidden", "4",
+                     "--data", str(tmp_path / data), "--out", str(tmp_path / "m.npz")]) == 0
+
+
+def test_predict_writes_one_label_per_line(trained, tmp_path, capsys):
+    _, model, _ = trained
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    np.savez(tmp_path / "digits.npz", X=X[:50], y=y[:50])
+    out = tmp_path / "labels.txt"
+    assert main(["predict", str(model), str(tmp_path / "digits.npz"), "--out", str(out)]) == 0
+    labels = out.read_text().splitlines()
+    assert len(labels) == 50 and set(labels) <= {str(d) for d in range(10)}
+    assert "accuracy" in capsys.readouterr().err
+    np.savetxt(tmp_path / "digits.csv", X[:7], delimiter=",")
+    assert main(["predict", str(model), str(tmp_path / "digits.csv")]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 7
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "--data", "missing.npz"], "data file not found: missing.npz"),
+    (["predict", "missing.npz", "x.npz"], "model file not found: missing.npz"),
+])
+def test_failures_are_one_line(argv, message, capsys):
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"fastnn {argv[0]}: error: {message}"]
+
+
+def test_predict_failures(trained, tmp_path, capsys):
+    _, model, _ = trained
+    np.savez(tmp_path / "narrow.npz", X=np.zeros((3, 5)))
+    assert main(["predict", str(model), str(tmp_path / "narrow.npz")]) == 1
+    assert "X has shape (3, 5), the model expects 64 features" in capsys.readouterr().err
+    np.savez(tmp_path / "unseen.npz", X=np.zeros((3, 64)), y=np.array([1, 2, 42]))
+    assert main(["predict", str(model), str(tmp_path / "unseen.npz")]) == 1
+    assert "labels the model has not seen: [42]" in capsys.readouterr().err
+    (tmp_path / "bad.npz").write_text("not a model")
+    assert main(["predict", str(tmp_path / "bad.npz"), str(tmp_path / "unseen.npz")]) == 1
+    assert "not a readable fastnn model file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["predict"], ["gradcheck"]])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: fastnn" in capsys.readouterr().out
+
+
+def test_module_and_console_script_run():
+    result = subprocess.run([sys.executable, "-m", "fastnn", "gradcheck"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "PASS" in result.stdout
