@@ -5,14 +5,25 @@ per-example loops compiled by Numba (``"numba"``, and ``"numba-parallel"`` over 
 vectorized NumPy (``"numpy"``).
 """
 
+import importlib
+
 from fastnn.backends import available_backends
 from fastnn.cost import Objective, check_gradients, cost, cost_and_grad, forward, predict
-from fastnn.estimator import MLPClassifier
-from fastnn.io import ModelFileError, load
 from fastnn.network import init_weights, layers_of, n_params, pack, unpack
 from fastnn.trainer import History, TrainingDiverged, train
 
 __version__ = "0.1.0"
+
+# The estimator and model files need scikit-learn, which takes about half a second to import;
+# they are loaded on first use so that the engine alone starts fast.
+_LAZY = {"MLPClassifier": "fastnn.estimator", "ModelFileError": "fastnn.io", "load": "fastnn.io"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'fastnn' has no attribute {name!r}")
+
 
 __all__ = [
     "History",
