@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -90,8 +91,6 @@ def train_command(args):
         backend=args.backend, dtype=args.dtype, random_state=args.seed,
         verbose=not args.quiet, n_iter_no_change=0 if args.solver == "lbfgs" else 10,
     )
-    import warnings
-
     from sklearn.exceptions import ConvergenceWarning
 
     start = time.perf_counter()

@@ -169,8 +169,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if unseen.size:
             raise ValueError(f"y: has labels the model has not seen: {unseen[:5].tolist()}; "
                              f"its classes are {self.classes_.tolist()}")
-        encoded = np.searchsorted(self.classes_, y)
-        return encoded
+        return np.searchsorted(self.classes_, y)
 
     @property
     def _n_outputs(self):

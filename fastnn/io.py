@@ -49,14 +49,11 @@ def save(classifier, path):
 
     check_is_fitted(classifier, "thetas_")
     classes = np.asarray(classifier.classes_)
+    if classes.dtype.kind == "O" and all(isinstance(label, str) for label in classes):
+        classes = classes.astype(str)
     if classes.dtype.kind not in "biufU":
-        try:
-            classes = classes.astype(str) if all(isinstance(c, str) for c in classes) else None
-        except TypeError:
-            classes = None
-        if classes is None:
-            raise TypeError("classes_: only numeric or string class labels can be saved "
-                            f"without pickle, got dtype {classifier.classes_.dtype}")
+        raise TypeError("classes_: only numeric or string class labels can be saved "
+                        f"without pickle, got dtype {classifier.classes_.dtype}")
     layers = [classifier.thetas_[0].shape[1] - 1] + [t.shape[0] for t in classifier.thetas_]
     target = ("multilabel" if classifier._multilabel
               else "binary" if layers[-1] == 1 else "multiclass")

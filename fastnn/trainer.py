@@ -57,6 +57,8 @@ class TrainResult:
     """The kept parameters: the best ones when training stopped early or was interrupted."""
     history: History
     best_loss: float
+    optimizer: object = None
+    """The step rule with its state (velocity, moments), to continue with; None for L-BFGS."""
 
 
 class _Monitor:
@@ -107,17 +109,17 @@ class _Monitor:
             return "early_stopping" if self.early_stopping else "converged"
         return None
 
-    def result(self, stopped, theta):
+    def result(self, stopped, theta, optimizer):
+        """The last θ after a normal end; the best θ after early stopping, a callback's stop or
+        Ctrl-C, and whenever validation accuracy is monitored."""
         self.history.stopped = stopped
-        keep = theta if stopped in ("max_iter", "converged") and not self.early_stopping else None
-        if keep is None:
-            keep = self.best_theta if self.best_theta is not None else theta
-        return TrainResult(keep.copy(), self.history, float(self.best_loss))
+        keep_best = self.early_stopping or stopped not in ("max_iter", "converged")
+        keep = self.best_theta if keep_best and self.best_theta is not None else theta
+        return TrainResult(keep.copy(), self.history, float(self.best_loss), optimizer)
 
 
-class _Stop(Exception):
-    def __init__(self, reason):
-        self.reason = reason
+class _Diverged(Exception):
+    """Raised from inside SciPy's L-BFGS when J is not finite, to end it at once."""
 
 
 def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200,
@@ -176,7 +178,7 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     """
     check_choice(solver, "solver", SOLVERS)
     theta = np.array(theta, dtype=objective.dtype)
-    batch = objective.m if solver in ("lbfgs", "gd") else min(batch_size, objective.m)
+    batch = objective.m if solver in ("lbfgs", "gd") else max(1, min(batch_size, objective.m))
     # With a Numba backend, BLAS only does the optimizer's vector operations; OpenBLAS's
     # threads would wake for them and spin afterwards, taking the cores from Numba's threads
     # (measured: L-BFGS on digits with numba-parallel 2.6 s with BLAS threads, 0.4 s without).
@@ -191,12 +193,12 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
             else:
                 optimizer = optimizer_state or _make_optimizer(
                     solver, objective.n_params, learning_rate, momentum, nesterov)
-                stopped = _run_steps(objective, theta, optimizer, solver, max_iter,
-                                     batch_size, random_state, monitor)
+                stopped = _run_steps(objective, theta, optimizer, batch, max_iter,
+                                     random_state, monitor)
         except KeyboardInterrupt:
             stopped = "interrupted"
-        except _Stop as stop:
-            stopped = stop.reason
+        except _Diverged:
+            stopped = "diverged"
     if stopped == "diverged":
         what = ("lower learning_rate_init (--lr)" if solver != "lbfgs"
                 else "scale the inputs or raise alpha")
@@ -208,9 +210,7 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
             monitor.last_finite if monitor.last_finite is not None else theta,
             monitor.history,
         )
-    result = monitor.result(stopped, theta)
-    result.optimizer = optimizer
-    return result
+    return monitor.result(stopped, theta, optimizer)
 
 
 def _make_optimizer(solver, n_params, learning_rate, momentum, nesterov):
@@ -232,7 +232,7 @@ def _run_lbfgs(objective, theta, max_iter, tol, monitor):
     def guarded(vec):
         J, grad = objective(vec)
         if not np.isfinite(J):
-            raise _Stop("diverged")
+            raise _Diverged
         return J, grad
 
     result = lbfgs(guarded, theta, max_iter, tol, callback)
@@ -242,11 +242,9 @@ def _run_lbfgs(objective, theta, max_iter, tol, monitor):
     return "max_iter" if result.nit >= max_iter else "converged"
 
 
-def _run_steps(objective, theta, optimizer, solver, max_iter, batch_size, random_state,
-               monitor):
+def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monitor):
     m = objective.m
     rng = np.random.default_rng(random_state)
-    batch = m if solver == "gd" else max(1, min(batch_size, m))
     for _ in range(max_iter):
         order = rng.permutation(m) if batch < m else None
         costs = []
