@@ -1,7 +1,7 @@
 """fastnn: fully connected sigmoid networks trained by backpropagation, fast.
 
 The cost, its gradient and the forward pass are computed by one of three backends: explicit
-per-example loops compiled by Numba (``"numba"``, and ``"numba-parallel"`` over threads), or
+loops over blocks of examples compiled by Numba (``"numba"``, and ``"numba-parallel"`` over threads), or
 vectorized NumPy (``"numpy"``).
 """
 

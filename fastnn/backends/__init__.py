@@ -1,4 +1,4 @@
-"""Backends: interchangeable implementations of the per-example sums behind J and ∇J.
+"""Backends: interchangeable implementations of the sums over examples behind J and ∇J.
 
 Each backend offers
 
