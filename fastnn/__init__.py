@@ -1,8 +1,8 @@
 """fastnn: fully connected sigmoid networks trained by backpropagation, fast.
 
 The cost, its gradient and the forward pass are computed by one of three backends: explicit
-loops over blocks of examples compiled by Numba (``"numba"``, and ``"numba-parallel"`` over threads), or
-vectorized NumPy (``"numpy"``).
+loops over blocks of examples compiled by Numba (``"numba"``, and ``"numba-parallel"`` over
+threads), or vectorized NumPy (``"numpy"``).
 """
 
 import importlib

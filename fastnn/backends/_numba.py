@@ -22,9 +22,10 @@ example streams every weight from L2 for two floating-point operations).
 The m examples are cut into ``n_chunks`` contiguous chunks whose boundaries depend only on m.
 Each chunk owns its block buffers (allocated once per chunk, never per block or example), its
 cost partial and its row of Δ accumulators, so the ``prange`` over chunks has no shared writes.
-Each block's Δ contributions are added into the chunk's float64 row, and the rows are summed
-serially in chunk order afterwards, so the serial and parallel compilations of the same
-source return bitwise-identical results, whatever the number of threads.
+Every ``FLUSH_BLOCKS`` blocks the Δ contributions are added into the chunk's float64 row, and
+the rows are summed serially in chunk order afterwards, so the serial and parallel
+compilations of the same source return bitwise-identical results, whatever the number of
+threads.
 
 θ is one flat vector; Θ(l) starts at ``offsets[l]``. W(l) and W(l)ᵀ are copied once per call
 into contiguous vectors, layer l at ``w_offsets[l]``. A chunk's activation and δ buffers hold
@@ -51,6 +52,10 @@ only; the tests pin them against the NumPy backend and the naive reference to 1e
 BLOCK = 64
 """Examples per block. Each weight loaded serves a whole block; the activations and δ of one
 block (``2 · BLOCK · Σ_{l≥2} s_l`` numbers) stay in the core's L1/L2 cache."""
+
+FLUSH_BLOCKS = 16
+"""Blocks whose Δ contributions are summed in the dtype of θ before being added into the
+chunk's float64 accumulator: in float32 no partial sum runs over more than 1024 examples."""
 
 MIN_CHUNK = 32
 """Fewest examples per chunk: below this, thread start-up costs more than the chunk's work."""
@@ -223,9 +228,13 @@ def _loss_and_delta_chunks(
         deltas = np.empty(BLOCK * n_units, dtype=theta.dtype)
         DW = np.empty(w_offsets[-1] if need_grad else 0, dtype=theta.dtype)
         Db = np.empty(n_units if need_grad else 0, dtype=theta.dtype)
+        DW[:] = 0.0
+        Db[:] = 0.0
+        n_blocks = 0
         cost = 0.0
-        for start in range(c * m // n_chunks, (c + 1) * m // n_chunks, BLOCK):
-            stop = min(start + BLOCK, (c + 1) * m // n_chunks)
+        chunk_stop = (c + 1) * m // n_chunks
+        for start in range(c * m // n_chunks, chunk_stop, BLOCK):
+            stop = min(start + BLOCK, chunk_stop)
             X_block = X[start:stop]
             nb = stop - start
             _forward_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X_block,
@@ -245,11 +254,14 @@ def _loss_and_delta_chunks(
                     cost += term
                     d_out[b, k] = delta
             if need_grad:
-                DW[:] = 0.0
-                Db[:] = 0.0
                 _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, acts,
                                 deltas, DW, Db)
-                _add_block_sums(layers, offsets, w_offsets, DW, Db, Delta_chunks[c])
+                n_blocks += 1
+                if n_blocks == FLUSH_BLOCKS or stop == chunk_stop:
+                    _add_block_sums(layers, offsets, w_offsets, DW, Db, Delta_chunks[c])
+                    DW[:] = 0.0
+                    Db[:] = 0.0
+                    n_blocks = 0
         costs[c] = cost
     total = 0.0
     Delta_sum = np.zeros(Delta_chunks.shape[1])
