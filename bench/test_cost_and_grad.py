@@ -1,17 +1,22 @@
-"""Full-batch J and ∇J per backend, compilation excluded (one warm-up call first)."""
+"""Full-batch J and ∇J on the five workloads: fastnn's backends and the installed peers, side by
+side, grouped by workload and dtype. Compilation is excluded (one warm-up call first)."""
 
-import numpy as np
+import numba
 import pytest
 
-import fastnn
+from fastnn.benchmark import PREPARE, WORKLOADS, implementations, threads_for
+from fastnn.network import n_params
 
 
+@pytest.mark.parametrize("name", implementations())
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("backend", fastnn.available_backends())
-def test_ex4(benchmark, ex4_problem, backend, dtype):
-    layers, thetas, X, y = ex4_problem
-    objective = fastnn.Objective(layers, X, y, lam=1.0, backend=backend, dtype=dtype)
-    vec = fastnn.pack(thetas).astype(dtype)
-    objective(vec)
-    benchmark.group = f"ex4 400-25-10, m = 5000, {np.dtype(dtype).name}"
-    benchmark.pedantic(objective, args=(vec,), rounds=20, warmup_rounds=1)
+@pytest.mark.parametrize("workload", list(WORKLOADS))
+def test_cost_and_grad(benchmark, workload_data, rounds_for, workload, dtype, name):
+    workload, X, y, theta = workload_data(workload, dtype)
+    run = PREPARE[name](workload.layers, X, y, dtype)
+    benchmark.group = f"{workload.describe(len(y))}, {dtype}"
+    with threads_for(name, numba.config.NUMBA_NUM_THREADS):
+        benchmark.pedantic(run, args=(theta,), rounds=rounds_for(workload), warmup_rounds=1)
+    if benchmark.stats:  # None with --benchmark-disable
+        flops = 6 * n_params(workload.layers) * len(y)
+        benchmark.extra_info["gflops"] = flops / benchmark.stats.stats.median / 1e9

@@ -7,7 +7,7 @@ threads), or vectorized NumPy (``"numpy"``).
 
 import importlib
 
-from fastnn.backends import available_backends
+from fastnn.backends import available_backends, get_num_threads, set_num_threads
 from fastnn.cost import Objective, check_gradients, cost, cost_and_grad, forward, predict
 from fastnn.network import init_weights, layers_of, n_params, pack, unpack
 from fastnn.trainer import History, TrainingDiverged, train
@@ -36,12 +36,14 @@ __all__ = [
     "cost",
     "cost_and_grad",
     "forward",
+    "get_num_threads",
     "init_weights",
     "layers_of",
     "load",
     "n_params",
     "pack",
     "predict",
+    "set_num_threads",
     "train",
     "unpack",
 ]

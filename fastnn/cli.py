@@ -9,6 +9,7 @@ import sys
 import time
 import warnings
 
+import numba
 import numpy as np
 
 from fastnn._validation import check_lam
@@ -201,6 +202,38 @@ def gradcheck_command(args):
     return 0 if passed else 1
 
 
+def bench_command(args):
+    from fastnn import benchmark
+
+    workloads = args.workloads or list(benchmark.WORKLOADS)
+    dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
+    available = benchmark.implementations()
+    names = args.implementations or list(available)
+    missing = [name for name in names if name not in available]
+    if missing:
+        raise CommandError(f"not installed: {', '.join(missing)} (available: "
+                           f"{', '.join(available)})")
+    if args.repeats < 1:
+        raise CommandError(f"--repeats: expected at least 1, got {args.repeats}")
+    if not 0 < args.scale <= 1:
+        raise CommandError(f"--scale: expected a fraction in (0, 1], got {args.scale}")
+    most = numba.config.NUMBA_NUM_THREADS
+    threads = most if args.threads is None else args.threads
+    if not 1 <= threads <= most:
+        raise CommandError(f"--threads: expected 1 to {most} (NUMBA_NUM_THREADS), got {threads}")
+    progress = None if args.quiet else (lambda text: print(f"  {text}", file=sys.stderr))
+    report = benchmark.run_benchmarks(workloads, dtypes, names, threads, args.repeats,
+                                      scale=args.scale, progress=progress)
+    print(benchmark.format_report(report))
+    if args.json:
+        benchmark.write_json(report, args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        benchmark.plot_report(report, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def _batch_size(text):
     return text if text == "auto" else int(text)
 
@@ -267,7 +300,38 @@ def build_parser():
                        help="largest relative difference that passes (default: 1e-7; a correct "
                        "float64 gradient gives about 1e-10 on small sigmoid networks)")
     check.set_defaults(run=gradcheck_command)
+
+    bench = commands.add_parser(
+        "bench", help="time cost and gradient against the NumPy fallback and installed peers",
+        description="Time one full-batch cost-and-gradient evaluation per workload, dtype and "
+        "implementation (fastnn's Numba kernels, its NumPy fallback, scikit-learn's and "
+        "PyTorch's MLP gradients where installed), side by side in this process, with the "
+        "machine's matrix-multiply peak and the difference of J and its gradient from a "
+        "float64 reference.")
+    bench.add_argument("--workloads", nargs="+", choices=list(_benchmark_workloads()),
+                       metavar="NAME", help="digits, ex4, mnist, deep, wide-m (default: all)")
+    bench.add_argument("--dtype", choices=("float64", "float32", "both"), default="both")
+    bench.add_argument("--implementations", nargs="+", metavar="NAME",
+                       help="numba-parallel, numba, numpy, sklearn, torch (default: all "
+                       "installed)")
+    bench.add_argument("--threads", type=int,
+                       help="threads for every implementation (default: NUMBA_NUM_THREADS)")
+    bench.add_argument("--repeats", type=int, default=5,
+                       help="timed calls per case after one warm-up call (default: 5)")
+    bench.add_argument("--scale", type=float, default=1.0,
+                       help="fraction of each workload's m to use (default: 1)")
+    bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    bench.add_argument("--plot", metavar="FILE.png",
+                       help="bar chart of time relative to the fastest peer (needs matplotlib)")
+    bench.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    bench.set_defaults(run=bench_command)
     return parser
+
+
+def _benchmark_workloads():
+    from fastnn.benchmark import WORKLOADS
+
+    return WORKLOADS
 
 
 def main(argv=None):

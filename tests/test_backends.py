@@ -1,5 +1,6 @@
 """The three backends against the naive reference and against each other."""
 
+import numba
 import numpy as np
 import pytest
 
@@ -162,3 +163,24 @@ def test_auto_picks_by_problem_size():
     assert get_backend("auto", m=60_000, n_params=100_000) is BACKENDS["numpy"]
     for name in fastnn.available_backends():
         assert get_backend(name, m=10, n_params=100) is BACKENDS[name]
+
+
+def test_set_num_threads_leaves_results_unchanged():
+    thetas, X, Y = make_problem([9, 8, 3], m=500, target="multiclass")
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(1)
+        assert fastnn.get_num_threads() == 1
+        J1, grads1 = fastnn.cost_and_grad(thetas, X, Y, lam=1.0, backend="numba-parallel")
+        fastnn.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        J2, grads2 = fastnn.cost_and_grad(thetas, X, Y, lam=1.0, backend="numba-parallel")
+    finally:
+        fastnn.set_num_threads(before)
+    assert J1 == J2
+    assert all(np.array_equal(g1, g2) for g1, g2 in zip(grads1, grads2))
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.5, True, 10**6])
+def test_set_num_threads_rejects(n):
+    with pytest.raises(ValueError, match="n: expected an integer from 1 to"):
+        fastnn.set_num_threads(n)

@@ -12,6 +12,9 @@ Each backend offers
 Inputs are trusted: :mod:`fastnn._validation` has checked and converted them.
 """
 
+import numba
+from threadpoolctl import threadpool_limits
+
 from fastnn._validation import check_choice
 from fastnn.backends import _numpy
 from fastnn.backends._numba import NumbaBackend
@@ -49,3 +52,22 @@ matrix products (400-25-10, m = 5000: 8 ms against 16 ms)."""
 def auto_backend(m, n_params):
     """The backend measured fastest for a problem of m examples and P weights."""
     return "numba-parallel" if m * n_params <= AUTO_NUMBA_MAX_WORK else "numpy"
+
+
+def set_num_threads(n):
+    """Use n threads: Numba's for ``"numba-parallel"``, BLAS's for ``"numpy"``.
+
+    n is at most ``NUMBA_NUM_THREADS`` (the environment variable; by default the number of
+    cores), which is read when Numba is first imported. The Numba setting applies to the
+    calling thread. Results do not depend on n: the kernels' chunks are fixed by m alone.
+    """
+    most = numba.config.NUMBA_NUM_THREADS
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= most:
+        raise ValueError(f"n: expected an integer from 1 to {most} (NUMBA_NUM_THREADS), got {n!r}")
+    numba.set_num_threads(n)
+    threadpool_limits(limits=n, user_api="blas")
+
+
+def get_num_threads():
+    """The number of threads ``"numba-parallel"`` uses in the calling thread."""
+    return numba.get_num_threads()
