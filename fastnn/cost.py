@@ -76,7 +76,7 @@ class Objective:
         if rows is not None:
             X, targets = X[rows], targets.take(rows)
         b = X.shape[0]
-        backend = get_backend(self.backend, b, self.n_params)
+        backend = get_backend(self.backend, self.layers)
         loss_sum, Delta = backend.loss_and_delta(
             vec, self.layers, X, targets, self.activation, self.loss, need_grad
         )
@@ -95,9 +95,9 @@ class Objective:
         """
         return self._evaluate(vec, need_grad=True, rows=rows)
 
-    def backend_name(self, b):
-        """The backend that evaluates b examples at a time (``"auto"`` resolved)."""
-        return self.backend if self.backend != "auto" else auto_backend(b, self.n_params)
+    def backend_name(self):
+        """The backend that evaluates this objective (``"auto"`` resolved)."""
+        return self.backend if self.backend != "auto" else auto_backend(self.layers)
 
     def cost(self, vec):
         """J at θ = ``vec`` (no backpropagation)."""
@@ -106,7 +106,7 @@ class Objective:
     def forward(self, vec):
         """Outputs h_Θ(x) of the objective's examples, shape (m, K)."""
         vec = np.ascontiguousarray(vec, dtype=self.dtype)
-        backend = get_backend(self.backend, self.m, self.n_params)
+        backend = get_backend(self.backend, self.layers)
         return backend.forward(vec, self.layers, self.X, self.activation)
 
     def accuracy(self, vec):
@@ -196,8 +196,7 @@ def forward(thetas, X, *, loss="cross_entropy", activation="sigmoid", backend="a
     X = check_X(X, layers[0], vec.dtype)
     check_choice(loss, "loss", LOSSES)
     check_choice(activation, "activation", ACTIVATIONS)
-    return get_backend(backend, X.shape[0], vec.shape[0]).forward(vec, layers, X, activation,
-                                                                  logits)
+    return get_backend(backend, layers).forward(vec, layers, X, activation, logits)
 
 
 def predict(thetas, X, *, loss="cross_entropy", activation="sigmoid", backend="auto"):

@@ -183,7 +183,7 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     # threads would wake for them and spin afterwards, taking the cores from Numba's threads
     # (measured: L-BFGS on digits with numba-parallel 2.6 s with BLAS threads, 0.4 s without).
     blas_limit = (threadpool_limits(limits=1, user_api="blas")
-                  if objective.backend_name(batch) != "numpy" else nullcontext())
+                  if objective.backend_name() != "numpy" else nullcontext())
     with blas_limit, tqdm(total=max_iter, disable=not verbose, desc=solver, unit="it") as bar:
         monitor = _Monitor(validation, early_stopping, tol, n_iter_no_change, callbacks, bar)
         optimizer = None

@@ -156,13 +156,14 @@ def test_large_saturated_network_is_finite(backend):
         assert scaled_error(grad, grad_ref) < 1e-12
 
 
-def test_auto_picks_by_problem_size():
+def test_auto_picks_by_layer_sizes():
     from fastnn.backends import BACKENDS, get_backend
 
-    assert get_backend("auto", m=10, n_params=100) is BACKENDS["numba-parallel"]
-    assert get_backend("auto", m=60_000, n_params=100_000) is BACKENDS["numpy"]
+    assert get_backend("auto", [64, 32, 10]) is BACKENDS["numba-parallel"]
+    assert get_backend("auto", [784, 128, 10]) is BACKENDS["numba-parallel"]
+    assert get_backend("auto", [784, 256, 128, 64, 10]) is BACKENDS["numpy"]
     for name in fastnn.available_backends():
-        assert get_backend(name, m=10, n_params=100) is BACKENDS[name]
+        assert get_backend(name, [64, 32, 10]) is BACKENDS[name]
 
 
 def test_set_num_threads_leaves_results_unchanged():

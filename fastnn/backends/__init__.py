@@ -12,6 +12,8 @@ Each backend offers
 Inputs are trusted: :mod:`fastnn._validation` has checked and converted them.
 """
 
+from itertools import pairwise
+
 import numba
 from threadpoolctl import threadpool_limits
 
@@ -31,27 +33,28 @@ def available_backends():
     return tuple(BACKENDS)
 
 
-def get_backend(name, m, n_params):
-    """The backend called ``name``; ``"auto"`` picks the fastest for m examples and P weights."""
+def get_backend(name, layers):
+    """The backend called ``name``; ``"auto"`` picks the one measured fastest for ``layers``."""
     check_choice(name, "backend", ("auto", *BACKENDS))
     if name == "auto":
-        name = auto_backend(m, n_params)
+        name = auto_backend(layers)
     return BACKENDS[name]
 
 
-AUTO_NUMBA_MAX_WORK = 5_000_000
-"""Largest m·P for which ``"auto"`` picks ``"numba-parallel"``. Measured on 2 cores, one
-backend per process: up to about 5e6 (digits-sized problems: 64-32-10 with m = 1797, 20-10-3
-with m = 5000) the compiled loop is as fast as NumPy or faster, and inside a training loop much
-faster, because OpenBLAS's threads, woken for small products, spin and contend with the
-optimizer (L-BFGS on digits: 0.4 s with numba-parallel, 1.9 s with numpy). Above it, the
-per-example loop (one matrix-vector product per layer per example) loses to NumPy's blocked
-matrix products (400-25-10, m = 5000: 8 ms against 16 ms)."""
+AUTO_NUMPY_MIN_WEIGHTS = 150_000
+"""Weights in one Θ(l) from which ``"auto"`` picks ``"numpy"``. Measured with ``fastnn bench``
+on 2 cores: ``numba-parallel`` is as fast as NumPy or faster on digits, ex4, mnist (largest
+Θ(l): 100,480 weights) and wide-m (0.74× NumPy's time in float64), and much faster inside
+training loops on small problems, where OpenBLAS's threads, woken for small products, spin
+and contend with the optimizer (L-BFGS on digits: 0.4 s against 1.9 s). On the deep net
+(784-256-...: 200,960 weights in Θ(1)), BLAS's cache blocking wins (0.87× ``numba-parallel``'s
+time in float64, 0.95× in float32)."""
 
 
-def auto_backend(m, n_params):
-    """The backend measured fastest for a problem of m examples and P weights."""
-    return "numba-parallel" if m * n_params <= AUTO_NUMBA_MAX_WORK else "numpy"
+def auto_backend(layers):
+    """The backend measured fastest for a network of these layer sizes."""
+    largest = max(s_in * s_out for s_in, s_out in pairwise(layers))
+    return "numpy" if largest >= AUTO_NUMPY_MIN_WEIGHTS else "numba-parallel"
 
 
 def set_num_threads(n):
