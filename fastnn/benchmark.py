@@ -160,9 +160,9 @@ PREPARE: dict[str, Callable] = {
 """Implementation name → ``prepare(layers, X, y, dtype)`` returning ``run(θ) -> (J, ∇J)``."""
 
 
-PAUSE_S = 0.5
-"""Seconds to wait after each implementation, for the idle threads of its thread pool
-(OpenBLAS, OpenMP inside PyTorch) to stop spinning before the next one is timed."""
+PAUSE_S = 0.2
+"""Seconds to wait after each timed call, for the idle threads of its thread pool (OpenBLAS,
+OpenMP inside PyTorch) to stop spinning before the next implementation is timed."""
 
 
 @contextmanager
@@ -186,16 +186,28 @@ def threads_for(name, n):
             torch.set_num_threads(before)
 
 
-def time_calls(run, vec, repeats):
-    """Seconds of ``repeats`` calls of ``run(vec)``, after one untimed warm-up call (which
-    holds Numba's compilation or cache load); returns the times and the warm-up's result."""
-    result = run(vec)
-    times = []
+def time_interleaved(runs, vec, threads, repeats, pause=PAUSE_S):
+    """Seconds of ``repeats`` calls of each ``runs[name](vec)``, taken in turns.
+
+    Each implementation first makes one untimed call (Numba's compilation or cache load), whose
+    ``(J, ∇J)`` is returned. The timed calls then go round the implementations ``repeats``
+    times, so that a slow spell of a shared machine falls on all of them alike; ``pause``
+    seconds after each call let its thread pool go idle.
+    Returns ``{name: times}`` and ``{name: (J, ∇J)}``.
+    """
+    results, times = {}, {name: [] for name in runs}
+    for name, run in runs.items():
+        with threads_for(name, threads):
+            results[name] = run(vec)
+        time.sleep(pause)
     for _ in range(repeats):
-        start = time.perf_counter()
-        run(vec)
-        times.append(time.perf_counter() - start)
-    return times, result
+        for name, run in runs.items():
+            with threads_for(name, threads):
+                start = time.perf_counter()
+                run(vec)
+                times[name].append(time.perf_counter() - start)
+            time.sleep(pause)
+    return times, results
 
 
 def gemm_peak(dtype, threads, n=2048, repeats=10, pause=PAUSE_S):
@@ -247,25 +259,24 @@ def run_benchmarks(workloads, dtypes, names, threads, repeats, scale=1.0, progre
             reference = _fastnn("numpy")(workload.layers, X.astype(np.float64), y, np.float64)
             J_ref, grad_ref = reference(theta.astype(np.float64))
             del reference
+            if progress:
+                progress(f"{workload.describe(m)}, {dtype}: {', '.join(names)}")
+            runs = {name: PREPARE[name](workload.layers, X, y, dtype) for name in names}
+            times, results = time_interleaved(runs, theta, threads, repeats, pause)
+            del runs
             rows = []
             for name in names:
-                if progress:
-                    progress(f"{workload.describe(m)}, {dtype.name}: {name}")
-                run = PREPARE[name](workload.layers, X, y, dtype)
-                with threads_for(name, threads):
-                    times, (J, grad) = time_calls(run, theta, repeats)
-                time.sleep(pause)
-                median = float(np.median(times))
+                median = float(np.median(times[name]))
+                J, grad = results[name]
                 rows.append({
                     "workload": workload.name, "layers": list(workload.layers), "m": m,
                     "dtype": dtype.name, "implementation": name, "threads": threads,
-                    "times_s": times, "median_s": median, "examples_per_s": m / median,
+                    "times_s": times[name], "median_s": median, "examples_per_s": m / median,
                     "gflops": 6 * P * m / median / 1e9,
                     "peak_fraction": 6 * P * m / median / 1e9 / peaks[dtype.name],
                     "J_rel_diff": float(abs(J - J_ref) / abs(J_ref)),
                     "grad_rel_diff": _rel_diff(grad, grad_ref),
                 })
-                del run
             fastest = min((r["median_s"] for r in rows if r["implementation"] in PEERS),
                           default=None)
             for row in rows:
@@ -353,6 +364,10 @@ def format_report(report):
                 f"{r['examples_per_s']:>11.3g} {r['gflops']:>8.1f} "
                 f"{100 * r['peak_fraction']:>6.1f}% {ratio:>7} "
                 f"{r['J_rel_diff']:>10.1e} {r['grad_rel_diff']:>11.1e}")
+        by_name = {r["implementation"]: r["median_s"] for r in rows}
+        if "numba" in by_name and "numba-parallel" in by_name:
+            lines.append(f"numba-parallel on {rows[0]['threads']} threads: "
+                         f"{by_name['numba'] / by_name['numba-parallel']:.2f}x numba's speed")
         lines.append("")
     return "\n".join(lines)
 

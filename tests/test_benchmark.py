@@ -32,14 +32,16 @@ def test_implementations_compute_J_and_grad(name):
 
 
 def test_run_benchmarks_report(tmp_path):
-    report = benchmark.run_benchmarks(["digits"], ["float64", "float32"], ["numba", "numpy"],
+    report = benchmark.run_benchmarks(["digits"], ["float64", "float32"],
+                                      ["numba-parallel", "numba", "numpy"],
                                       threads=1, repeats=2, scale=0.05, gemm_size=256,
                                       pause=0)
     assert set(report["gemm_peak_gflops"]) == {"float64", "float32"}
     assert all(peak > 0 for peak in report["gemm_peak_gflops"].values())
     rows = report["results"]
     assert [(r["dtype"], r["implementation"]) for r in rows] == [
-        ("float64", "numba"), ("float64", "numpy"), ("float32", "numba"), ("float32", "numpy")]
+        (dtype, name) for dtype in ("float64", "float32")
+        for name in ("numba-parallel", "numba", "numpy")]
     for row in rows:
         assert len(row["times_s"]) == 2
         assert row["median_s"] == pytest.approx(np.median(row["times_s"]))
@@ -53,6 +55,7 @@ def test_run_benchmarks_report(tmp_path):
         assert row["J_rel_diff"] < limit and row["grad_rel_diff"] < limit
     text = benchmark.format_report(report)
     assert "digits 64-32-10, m = 90, float64" in text and "numba " in text
+    assert "numba-parallel on 1 threads: " in text
     benchmark.write_json(report, tmp_path / "report.json")
     assert json.loads((tmp_path / "report.json").read_text())["results"][0]["m"] == 90
 
