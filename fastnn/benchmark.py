@@ -160,9 +160,9 @@ PREPARE: dict[str, Callable] = {
 """Implementation name → ``prepare(layers, X, y, dtype)`` returning ``run(θ) -> (J, ∇J)``."""
 
 
-PAUSE_S = 0.2
-"""Seconds to wait after each timed call, for the idle threads of its thread pool (OpenBLAS,
-OpenMP inside PyTorch) to stop spinning before the next implementation is timed."""
+PAUSE_S = 0.5
+"""Seconds to wait after each implementation's turn, for the idle threads of its thread pool
+(OpenBLAS, OpenMP inside PyTorch) to stop spinning before the next implementation runs."""
 
 
 @contextmanager
@@ -186,26 +186,28 @@ def threads_for(name, n):
             torch.set_num_threads(before)
 
 
-def time_interleaved(runs, vec, threads, repeats, pause=PAUSE_S):
-    """Seconds of ``repeats`` calls of each ``runs[name](vec)``, taken in turns.
+def time_interleaved(runs, vec, threads, repeats, pause=PAUSE_S, rounds=3):
+    """Seconds of at least ``repeats`` calls of each ``runs[name](vec)``, taken in turns.
 
-    Each implementation first makes one untimed call (Numba's compilation or cache load), whose
-    ``(J, ∇J)`` is returned. The timed calls then go round the implementations ``repeats``
-    times, so that a slow spell of a shared machine falls on all of them alike; ``pause``
-    seconds after each call let its thread pool go idle.
-    Returns ``{name: times}`` and ``{name: (J, ∇J)}``.
+    The implementations take turns ``rounds`` times (fewer if ``repeats`` is smaller), so that
+    a slow spell of a shared machine falls on all of them alike. A turn is one untimed call
+    (Numba's compilation or cache load the first time; afterwards it wakes the threads and
+    caches that the previous implementation left cold) and ``ceil(repeats / rounds)`` timed
+    calls; ``pause`` seconds after each turn let its thread pool stop spinning. Returns
+    ``{name: times}`` and ``{name: (J, ∇J)}`` of each implementation's first call.
     """
+    rounds = max(1, min(rounds, repeats))
+    per_turn = -(-repeats // rounds)
     results, times = {}, {name: [] for name in runs}
-    for name, run in runs.items():
-        with threads_for(name, threads):
-            results[name] = run(vec)
-        time.sleep(pause)
-    for _ in range(repeats):
+    for _ in range(rounds):
         for name, run in runs.items():
             with threads_for(name, threads):
-                start = time.perf_counter()
-                run(vec)
-                times[name].append(time.perf_counter() - start)
+                result = run(vec)
+                results.setdefault(name, result)
+                for _ in range(per_turn):
+                    start = time.perf_counter()
+                    run(vec)
+                    times[name].append(time.perf_counter() - start)
             time.sleep(pause)
     return times, results
 

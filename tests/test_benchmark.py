@@ -43,7 +43,7 @@ def test_run_benchmarks_report(tmp_path):
         (dtype, name) for dtype in ("float64", "float32")
         for name in ("numba-parallel", "numba", "numpy")]
     for row in rows:
-        assert len(row["times_s"]) == 2
+        assert len(row["times_s"]) == 2  # two rounds of one timed call
         assert row["median_s"] == pytest.approx(np.median(row["times_s"]))
         assert row["gflops"] == pytest.approx(6 * 2410 * row["m"] / row["median_s"] / 1e9)
         # numpy is the only peer here, so it is the fastest peer
