@@ -385,6 +385,7 @@ def plot_report(report, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     dtypes = list(dict.fromkeys(r["dtype"] for r in report["results"]))
     fig, axes = plt.subplots(len(dtypes), 1, figsize=(10, 3.5 * len(dtypes)), squeeze=False)
@@ -402,6 +403,8 @@ def plot_report(report, path):
         ax.set_xticks(np.arange(len(workloads)) + 0.4 - width / 2, workloads)
         ax.set_ylabel("time / fastest peer")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.set_title(f"cost + gradient, {dtype}, {report['machine']['threads']} threads")
         ax.legend(fontsize="small", ncol=len(names))
     fig.tight_layout()
