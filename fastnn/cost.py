@@ -45,24 +45,42 @@ class Objective:
     loss : {"cross_entropy", "squared_error"}
     activation : {"sigmoid", "tanh", "relu"}
         Activation of the hidden layers (the output layer is always the sigmoid).
-    backend : {"auto", "numpy", "numba", "numba-parallel"}
+    backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}
+        ``"dask"``: X and y (Dask arrays chunked by rows, or in-memory arrays) are kept on the
+        workers of a Dask cluster and the sums over examples are computed there (see
+        :mod:`fastnn.backends._dask`); needs ``pip install "fastnn[dask]"``.
     dtype : float32 or float64
         The dtype of X, θ and the gradient inside the computation.
+    client : distributed.Client, optional
+        The cluster for ``backend="dask"``; by default Dask's default client.
     """
 
     def __init__(self, layers, X, y, lam=0.0, *, loss="cross_entropy", activation="sigmoid",
-                 backend="auto", dtype=np.float64):
+                 backend="auto", dtype=np.float64, client=None):
         self.layers = check_layers(layers)
         self.dtype = np.dtype(dtype)
-        self.X = check_X(X, self.layers[0], self.dtype)
-        self.m = self.X.shape[0]
-        self.targets = check_targets(y, self.m, self.layers[-1], self.dtype)
+        self.backend = check_choice(backend, "backend", ("auto", *available_backends(), "dask"))
         self.lam = check_lam(lam)
         self.loss = check_choice(loss, "loss", LOSSES)
         self.activation = check_choice(activation, "activation", ACTIVATIONS)
+        if self.backend == "dask":
+            from fastnn.backends import _dask
+
+            self.X = _dask.DistributedData(X, y, self.layers, self.dtype, client)
+            self.m, self.targets = self.X.m, None
+        else:
+            self.X = check_X(X, self.layers[0], self.dtype)
+            self.m = self.X.shape[0]
+            self.targets = check_targets(y, self.m, self.layers[-1], self.dtype)
         self.n_params = n_params(self.layers)
-        self.backend = check_choice(backend, "backend", ("auto", *available_backends()))
         self._mask = penalty_mask(self.layers)
+
+    def _backend(self):
+        if self.backend == "dask":
+            from fastnn.backends import _dask
+
+            return _dask
+        return get_backend(self.backend, self.layers)
 
     def _evaluate(self, vec, need_grad, rows=None):
         """J and ∇J on the examples ``rows`` (all when None), penalty scaled by the full m.
@@ -72,11 +90,14 @@ class Objective:
         objective's data term, plus the full objective's penalty.
         """
         vec = np.ascontiguousarray(vec, dtype=self.dtype)
-        X, targets = self.X, self.targets
+        X, targets, b = self.X, self.targets, self.m
         if rows is not None:
+            if self.backend == "dask":
+                raise ValueError('rows: mini-batches are not available with backend="dask" '
+                                 '(use the full-batch solvers, "lbfgs" or "gd")')
             X, targets = X[rows], targets.take(rows)
-        b = X.shape[0]
-        backend = get_backend(self.backend, self.layers)
+            b = X.shape[0]
+        backend = self._backend()
         loss_sum, Delta = backend.loss_and_delta(
             vec, self.layers, X, targets, self.activation, self.loss, need_grad
         )
@@ -106,11 +127,13 @@ class Objective:
     def forward(self, vec):
         """Outputs h_Θ(x) of the objective's examples, shape (m, K)."""
         vec = np.ascontiguousarray(vec, dtype=self.dtype)
-        backend = get_backend(self.backend, self.layers)
-        return backend.forward(vec, self.layers, self.X, self.activation)
+        return self._backend().forward(vec, self.layers, self.X, self.activation)
 
     def accuracy(self, vec):
         """Fraction of examples predicted right (every label right, for a target matrix)."""
+        if self.backend == "dask":
+            raise ValueError('accuracy: not available with backend="dask"; validate on '
+                             "in-memory data")
         H = self.forward(vec)
         if self.targets.is_matrix:
             return float(((H >= 0.5) == self.targets.Y).all(axis=1).mean())
@@ -119,15 +142,16 @@ class Objective:
         return float((H.argmax(axis=1) == self.targets.labels).mean())
 
 
-def _objective(thetas, X, y, lam, loss, activation, backend):
+def _objective(thetas, X, y, lam, loss, activation, backend, client=None):
     layers = check_thetas(thetas)
     dtype = np.result_type(*thetas)
     objective = Objective(layers, X, y, lam, loss=loss, activation=activation, backend=backend,
-                          dtype=dtype)
+                          dtype=dtype, client=client)
     return objective, pack(thetas)
 
 
-def cost(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="sigmoid", backend="auto"):
+def cost(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="sigmoid", backend="auto",
+         client=None):
     """The regularized cost J(Θ).
 
     Parameters
@@ -143,18 +167,22 @@ def cost(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="sigmoid", b
     loss : {"cross_entropy", "squared_error"}, default "cross_entropy"
     activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
         Activation of the hidden layers; the output layer is always the sigmoid.
-    backend : {"auto", "numpy", "numba", "numba-parallel"}, default "auto"
+    backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}, default "auto"
+        ``"dask"`` computes on the Dask cluster of ``client`` (X and y as Dask arrays chunked
+        by rows, or in-memory arrays); see :class:`Objective`.
+    client : distributed.Client, optional
+        For ``backend="dask"``; by default Dask's default client.
 
     Returns
     -------
     J : float
     """
-    objective, vec = _objective(thetas, X, y, lam, loss, activation, backend)
+    objective, vec = _objective(thetas, X, y, lam, loss, activation, backend, client)
     return objective.cost(vec)
 
 
 def cost_and_grad(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="sigmoid",
-                  backend="auto"):
+                  backend="auto", client=None):
     """The regularized cost J(Θ) and its gradient by backpropagation.
 
     Parameters are those of :func:`cost`.
@@ -165,7 +193,7 @@ def cost_and_grad(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="si
     grads : list of ndarray
         ``grads[l] = ∂J/∂Θ(l)``, shaped like ``thetas[l]``, in the dtype of the computation.
     """
-    objective, vec = _objective(thetas, X, y, lam, loss, activation, backend)
+    objective, vec = _objective(thetas, X, y, lam, loss, activation, backend, client)
     J, grad = objective(vec)
     return J, unpack(grad, objective.layers)
 

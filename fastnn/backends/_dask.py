@@ -1,0 +1,151 @@
+"""The Dask backend: the sums over examples computed where the data are, added in a tree.
+
+J and ∇J are sums over examples plus a penalty, so they split by rows:
+
+    Σ_i loss term(i) = Σ_k Σ_{i in chunk k} loss term(i),    Δ(l) = Σ_k Δ(l)_k
+
+Each row chunk of X and y is checked, converted and kept on the worker that computed it, as a
+ready ``(X_k, targets_k)`` pair (:class:`DistributedData`). An evaluation then sends θ to the
+workers (one broadcast), runs the Numba kernel on every chunk where it lives — ``numba-parallel``
+on workers with several threads, ``numba`` otherwise — and adds the partial ``(Σ loss terms, Δ)``
+pairs in a binary tree of tasks, in chunk order: no task receives more than two Δ, only the
+final sum reaches the client, and the result does not depend on scheduling.
+"""
+
+import numpy as np
+
+from fastnn._validation import check_targets, check_X
+from fastnn.backends import BACKENDS
+
+INSTALL = 'pip install "fastnn[dask]"'
+
+
+def _modules():
+    """``dask``, ``dask.array`` and ``distributed``, or an ImportError saying how to get them."""
+    try:
+        import dask
+        import dask.array as da
+        import distributed
+    except ImportError:
+        raise ImportError(f'backend="dask" needs Dask and distributed: {INSTALL}') from None
+    return dask, da, distributed
+
+
+def _client(client):
+    distributed = _modules()[2]
+    if client is not None:
+        return client
+    try:
+        return distributed.get_client()
+    except ValueError:
+        raise ValueError(
+            'client: backend="dask" needs a Dask client; start one (distributed.Client() or '
+            "a LocalCluster) or pass client="
+        ) from None
+
+
+def _load_chunk(X_block, y_block, n_features, K, dtype):
+    """One chunk checked and converted, on the worker that holds it."""
+    X_block = check_X(X_block, n_features, dtype)
+    return X_block, check_targets(y_block, X_block.shape[0], K, dtype)
+
+
+def _kernel():
+    """``numba-parallel`` on a worker with several threads, ``numba`` on one with a single."""
+    from distributed import get_worker
+
+    try:
+        n_threads = get_worker().state.nthreads
+    except ValueError:  # run outside a worker (e.g. the synchronous scheduler)
+        n_threads = 1
+    return BACKENDS["numba-parallel" if n_threads > 1 else "numba"]
+
+
+def _chunk_loss_and_delta(theta, chunk, layers, activation, loss, need_grad):
+    X, targets = chunk
+    return _kernel().loss_and_delta(theta, layers, X, targets, activation, loss, need_grad)
+
+
+def _chunk_forward(theta, chunk, layers, activation, logits):
+    return _kernel().forward(theta, layers, chunk[0], activation, logits)
+
+
+def _add(a, b):
+    """(Σ loss terms, Δ) of two partials."""
+    return a[0] + b[0], (None if a[1] is None else a[1] + b[1])
+
+
+def _tree_sum(client, futures):
+    """The sum of the partials, added pairwise in chunk order on the workers."""
+    while len(futures) > 1:
+        pairs = [client.submit(_add, futures[i], futures[i + 1], pure=False)
+                 for i in range(0, len(futures) - 1, 2)]
+        futures = pairs + futures[len(futures) - len(futures) % 2:]
+    return futures[0].result()
+
+
+class DistributedData:
+    """X and y cut by rows and kept, checked and converted, on the workers of a Dask cluster.
+
+    Parameters
+    ----------
+    X : dask.array.Array or array-like of shape (m, s_1)
+        Chunked by rows (columns are joined into one chunk); an in-memory array is cut into
+        two chunks per worker.
+    y : dask.array.Array or array-like of shape (m,) or (m, K)
+        Rechunked to X's rows.
+    layers : tuple of int
+    dtype : numpy.dtype
+    client : distributed.Client or None
+        None: the default client.
+    """
+
+    def __init__(self, X, y, layers, dtype, client=None):
+        dask, da, _ = _modules()
+        self.client = _client(client)
+        if not isinstance(X, da.Array):
+            X = np.asarray(X)
+            n_chunks = 2 * max(1, len(self.client.scheduler_info()["workers"]))
+            X = da.from_array(X, chunks=(max(1, -(-X.shape[0] // n_chunks)), *X.shape[1:]))
+        if X.ndim != 2:
+            raise ValueError(f"X: expected a 2-D array of shape (m, {layers[0]}), got shape "
+                             f"{X.shape}")
+        if np.isnan(X.shape[0]):
+            raise ValueError("X: the number of rows per chunk is unknown; call "
+                             "X.compute_chunk_sizes() first")
+        X = X.rechunk({1: -1})
+        y = y if isinstance(y, da.Array) else da.from_array(np.asarray(y))
+        if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
+            raise ValueError(f"y: expected shape ({X.shape[0]},) or ({X.shape[0]}, K) to match "
+                             f"X, got shape {y.shape}")
+        y = y.rechunk({0: X.chunks[0], **({1: -1} if y.ndim == 2 else {})})
+        parts = [dask.delayed(_load_chunk, pure=True)(X_block, y_block, layers[0], layers[-1],
+                                                      dtype)
+                 for X_block, y_block in zip(X.to_delayed().ravel(), y.to_delayed().ravel())]
+        self.chunks = self.client.compute(parts)
+        for chunk in self.chunks:  # waits for every chunk, without moving it to the client
+            if chunk.exception() is not None:
+                chunk.result()  # raises the worker's error, which names the argument
+        self.m = int(X.shape[0])
+        self.row_chunks = X.chunks[0]
+
+
+def loss_and_delta(theta, layers, data, targets, activation, loss, need_grad):
+    """Σ_i Σ_k loss term and the Δ(l) sums over all chunks of ``data`` (``targets`` unused:
+    the chunks carry their own)."""
+    client = data.client
+    theta_future = client.scatter(theta, broadcast=True, hash=False)
+    partials = [client.submit(_chunk_loss_and_delta, theta_future, chunk, tuple(layers),
+                              activation, loss, need_grad, pure=False)
+                for chunk in data.chunks]
+    return _tree_sum(client, partials)
+
+
+def forward(theta, layers, data, activation, logits=False):
+    """Outputs h_Θ(x) (or z(L)) of every example, gathered in row order, shape (m, K)."""
+    client = data.client
+    theta_future = client.scatter(theta, broadcast=True, hash=False)
+    outputs = [client.submit(_chunk_forward, theta_future, chunk, tuple(layers), activation,
+                             logits, pure=False)
+               for chunk in data.chunks]
+    return np.concatenate(client.gather(outputs))

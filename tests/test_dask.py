@@ -1,0 +1,117 @@
+"""backend="dask" on a real LocalCluster (2 worker processes, 1 thread each, loopback)."""
+
+import logging
+import re
+import sys
+
+import numpy as np
+import pytest
+
+import fastnn
+from tests.conftest import make_problem
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None,
+                                  silence_logs=logging.ERROR) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+def dask_problem(layers, m, target, chunk_rows, dtype=np.float64):
+    thetas, X, Y = make_problem(layers, m=m, target=target, dtype=dtype)
+    X_dask = da.from_array(X, chunks=(chunk_rows, layers[0]))
+    Y_dask = da.from_array(Y, chunks=(chunk_rows, *np.shape(Y)[1:]))
+    return thetas, X, Y, X_dask, Y_dask
+
+
+@pytest.mark.parametrize("target", ["binary", "multiclass", "multilabel"])
+@pytest.mark.parametrize("chunk_rows", [250, 333])
+def test_matches_one_machine(client, target, chunk_rows):
+    layers = [12, 9, 1 if target == "binary" else 4]
+    thetas, X, Y, X_dask, Y_dask = dask_problem(layers, 2000, target, chunk_rows)
+    J, grads = fastnn.cost_and_grad(thetas, X_dask, Y_dask, lam=0.7, backend="dask",
+                                    client=client)
+    J_ref, grads_ref = fastnn.cost_and_grad(thetas, X, Y, lam=0.7, backend="numba")
+    assert J == pytest.approx(J_ref, rel=1e-12)
+    for grad, grad_ref in zip(grads, grads_ref):
+        np.testing.assert_allclose(grad, grad_ref, rtol=1e-12, atol=1e-12 * np.abs(grad_ref).max())
+
+
+def test_result_does_not_depend_on_scheduling(client):
+    """Partials are added in a fixed tree: two evaluations agree bitwise."""
+    thetas, _, _, X_dask, Y_dask = dask_problem([12, 9, 4], 2000, "multiclass", 111)
+    objective = fastnn.Objective([12, 9, 4], X_dask, Y_dask, 1.0, backend="dask", client=client)
+    vec = fastnn.pack(thetas)
+    (J1, g1), (J2, g2) = objective(vec), objective(vec)
+    assert J1 == J2 and np.array_equal(g1, g2)
+
+
+def test_in_memory_arrays_are_distributed(client):
+    thetas, X, Y = make_problem([6, 5, 3], m=300, target="multiclass")
+    objective = fastnn.Objective([6, 5, 3], X, Y, 1.0, backend="dask", client=client)
+    assert len(objective.X.chunks) == 4  # two per worker
+    assert objective.cost(fastnn.pack(thetas)) == pytest.approx(
+        fastnn.cost(thetas, X, Y, lam=1.0), rel=1e-12)
+    np.testing.assert_allclose(objective.forward(fastnn.pack(thetas)),
+                               fastnn.forward(thetas, X), rtol=1e-12)
+
+
+def test_lbfgs_fit_matches_one_machine(client):
+    layers = [12, 9, 4]
+    thetas, X, Y, X_dask, Y_dask = dask_problem(layers, 1500, "multiclass", 400)
+    vec = fastnn.pack(thetas)
+    here = fastnn.train(fastnn.Objective(layers, X, Y, 1.0, backend="numba"), vec,
+                        solver="lbfgs", max_iter=40, n_iter_no_change=0)
+    there = fastnn.train(fastnn.Objective(layers, X_dask, Y_dask, 1.0, backend="dask",
+                                          client=client), vec, solver="lbfgs", max_iter=40,
+                         n_iter_no_change=0)
+    assert len(there.history.records) == len(here.history.records)
+    np.testing.assert_allclose(there.theta, here.theta, rtol=0, atol=1e-8)
+
+
+def test_float32(client):
+    thetas, X, Y, X_dask, Y_dask = dask_problem([12, 9, 4], 1000, "multiclass", 300,
+                                                dtype=np.float32)
+    J, grads = fastnn.cost_and_grad(thetas, X_dask, Y_dask, lam=1.0, backend="dask",
+                                    client=client)
+    J_ref = fastnn.cost(thetas, X, Y, lam=1.0, backend="numba")
+    assert grads[0].dtype == np.float32
+    assert J == pytest.approx(J_ref, rel=1e-6)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda X, y: (X[:, :5], y), "X: has 5 columns"),
+    (lambda X, y: (X, y + 7), "y: expected labels 0 ... 3"),
+    (lambda X, y: (X, y[:-1]), "y: expected shape (600,)"),
+])
+def test_bad_input_names_the_argument(client, change, message):
+    _, X, y = make_problem([12, 9, 4], m=600, target="multiclass")
+    X, y = change(da.from_array(X, chunks=(200, 12)), da.from_array(y, chunks=200))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        fastnn.Objective([12, 9, 4], X, y, backend="dask", client=client)
+
+
+def test_mini_batches_are_refused(client):
+    thetas, _, _, X_dask, Y_dask = dask_problem([12, 9, 4], 600, "multiclass", 200)
+    objective = fastnn.Objective([12, 9, 4], X_dask, Y_dask, backend="dask", client=client)
+    with pytest.raises(ValueError, match='rows: mini-batches are not available'):
+        objective(fastnn.pack(thetas), rows=slice(0, 100))
+
+
+def test_without_a_client():
+    _, X, y = make_problem([6, 5, 3], m=100, target="multiclass")
+    with pytest.raises(ValueError, match="client: backend=\"dask\" needs a Dask client"):
+        fastnn.Objective([6, 5, 3], X, y, backend="dask")
+
+
+def test_without_dask_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    _, X, y = make_problem([6, 5, 3], m=100, target="multiclass")
+    with pytest.raises(ImportError, match=r'pip install "fastnn\[dask\]"'):
+        fastnn.Objective([6, 5, 3], X, y, backend="dask")
