@@ -91,10 +91,10 @@ class Objective:
         """
         vec = np.ascontiguousarray(vec, dtype=self.dtype)
         X, targets, b = self.X, self.targets, self.m
-        if rows is not None:
-            if self.backend == "dask":
-                raise ValueError('rows: mini-batches are not available with backend="dask" '
-                                 '(use the full-batch solvers, "lbfgs" or "gd")')
+        if rows is not None and self.backend == "dask":
+            X = X.take(rows)
+            b = X.m
+        elif rows is not None:
             X, targets = X[rows], targets.take(rows)
             b = X.shape[0]
         backend = self._backend()

@@ -97,11 +97,27 @@ def test_bad_input_names_the_argument(client, change, message):
         fastnn.Objective([12, 9, 4], X, y, backend="dask", client=client)
 
 
-def test_mini_batches_are_refused(client):
-    thetas, _, _, X_dask, Y_dask = dask_problem([12, 9, 4], 600, "multiclass", 200)
-    objective = fastnn.Objective([12, 9, 4], X_dask, Y_dask, backend="dask", client=client)
-    with pytest.raises(ValueError, match='rows: mini-batches are not available'):
-        objective(fastnn.pack(thetas), rows=slice(0, 100))
+@pytest.mark.parametrize("rows", [slice(150, 420), np.array([3, 199, 200, 201, 599]),
+                                  np.arange(0, 600, 7)])
+def test_mini_batches_match_one_machine(client, rows):
+    thetas, X, Y, X_dask, Y_dask = dask_problem([12, 9, 4], 600, "multiclass", 200)
+    there = fastnn.Objective([12, 9, 4], X_dask, Y_dask, 0.5, backend="dask", client=client)
+    here = fastnn.Objective([12, 9, 4], X, Y, 0.5, backend="numba")
+    (J, grad), (J_ref, grad_ref) = there(fastnn.pack(thetas), rows), here(fastnn.pack(thetas), rows)
+    assert J == pytest.approx(J_ref, rel=1e-12)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-12, atol=1e-12 * np.abs(grad_ref).max())
+
+
+def test_adam_epoch_matches_one_machine(client):
+    layers = [12, 9, 4]
+    thetas, X, Y, X_dask, Y_dask = dask_problem(layers, 900, "multiclass", 250)
+    vec = fastnn.pack(thetas)
+    kwargs = {"solver": "adam", "learning_rate": 0.01, "max_iter": 2, "batch_size": 128,
+              "n_iter_no_change": 0, "random_state": 0}
+    here = fastnn.train(fastnn.Objective(layers, X, Y, 1.0, backend="numba"), vec, **kwargs)
+    there = fastnn.train(fastnn.Objective(layers, X_dask, Y_dask, 1.0, backend="dask",
+                                          client=client), vec, **kwargs)
+    np.testing.assert_allclose(there.theta, here.theta, rtol=0, atol=1e-10)
 
 
 def test_without_a_client():

@@ -12,6 +12,8 @@ pairs in a binary tree of tasks, in chunk order: no task receives more than two 
 final sum reaches the client, and the result does not depend on scheduling.
 """
 
+import copy
+
 import numpy as np
 
 from fastnn._validation import check_targets, check_X
@@ -61,8 +63,10 @@ def _kernel():
     return BACKENDS["numba-parallel" if n_threads > 1 else "numba"]
 
 
-def _chunk_loss_and_delta(theta, chunk, layers, activation, loss, need_grad):
+def _chunk_loss_and_delta(theta, chunk, rows, layers, activation, loss, need_grad):
     X, targets = chunk
+    if rows is not None:
+        X, targets = X[rows], targets.take(rows)
     return _kernel().loss_and_delta(theta, layers, X, targets, activation, loss, need_grad)
 
 
@@ -127,17 +131,31 @@ class DistributedData:
             if chunk.exception() is not None:
                 chunk.result()  # raises the worker's error, which names the argument
         self.m = int(X.shape[0])
-        self.row_chunks = X.chunks[0]
+        self.row_starts = np.cumsum((0, *X.chunks[0]))
+        self.parts = [(chunk, None) for chunk in self.chunks]
+
+    def take(self, rows):
+        """The examples ``rows`` (indices into 0 ... m−1, or a slice) where they are: a view
+        whose ``parts`` pair each chunk that holds some of them with their local indices."""
+        rows = np.arange(self.m)[rows]
+        batch = copy.copy(self)
+        batch.parts = []
+        for chunk, start, stop in zip(self.chunks, self.row_starts[:-1], self.row_starts[1:]):
+            local = rows[(rows >= start) & (rows < stop)] - start
+            if local.size:
+                batch.parts.append((chunk, local))
+        batch.m = rows.size
+        return batch
 
 
 def loss_and_delta(theta, layers, data, targets, activation, loss, need_grad):
-    """Σ_i Σ_k loss term and the Δ(l) sums over all chunks of ``data`` (``targets`` unused:
-    the chunks carry their own)."""
+    """Σ_i Σ_k loss term and the Δ(l) sums over the examples of ``data`` (all of them, or a
+    :meth:`DistributedData.take` batch; ``targets`` unused: the chunks carry their own)."""
     client = data.client
     theta_future = client.scatter(theta, broadcast=True, hash=False)
-    partials = [client.submit(_chunk_loss_and_delta, theta_future, chunk, tuple(layers),
+    partials = [client.submit(_chunk_loss_and_delta, theta_future, chunk, rows, tuple(layers),
                               activation, loss, need_grad, pure=False)
-                for chunk in data.chunks]
+                for chunk, rows in data.parts]
     return _tree_sum(client, partials)
 
 
