@@ -55,7 +55,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Show a progress bar.
     warm_start : bool, default False
         Continue from the previous fit's weights.
-    backend : {"auto", "numpy", "numba", "numba-parallel"}, default "auto"
+    backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}, default "auto"
+        ``"dask"``: ``fit`` leaves X and y (Dask arrays chunked by rows) on the workers of
+        Dask's default client and computes every cost and gradient there (see
+        :mod:`fastnn.backends._dask`); ``predict`` on a Dask array returns a Dask array.
     loss : {"cross_entropy", "squared_error"}, default "cross_entropy"
     activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
         Activation of the hidden layers; the output layer is the sigmoid.
@@ -193,18 +196,49 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """
         self._validate_params()
         warm = self.warm_start and hasattr(self, "thetas_")
-        X, y = validate_data(self, X, y, reset=not warm, multi_output=True,
-                             dtype=self._dtype(), y_numeric=False)
         if not warm:
             for attribute in ("classes_", "_optimizer"):
                 self.__dict__.pop(attribute, None)
-        y_encoded = self._encode_targets(y)
+        if self.backend == "dask":
+            X, y_encoded = self._distributed_data(X, y, warm)
+        else:
+            X, y = validate_data(self, X, y, reset=not warm, multi_output=True,
+                                 dtype=self._dtype(), y_numeric=False)
+            y_encoded = self._encode_targets(y)
         if validation_data is not None:
             X_val, y_val = validation_data
             X_val = validate_data(self, X_val, reset=False, dtype=self._dtype())
             validation_data = (X_val, self._encode_targets(np.asarray(y_val)))
         return self._fit(X, y_encoded, max_iter=self.max_iter, solver=self.solver,
                          warm=warm, keep_optimizer=False, validation_data=validation_data)
+
+    def _distributed_data(self, X, y, warm):
+        """X and y for ``backend="dask"``, left where they are: the classes come from one pass
+        over y (``dask.array.unique``), and y is encoded chunk by chunk on the workers."""
+        from fastnn.backends._dask import _modules
+
+        da = _modules()[1]
+        if self.early_stopping:
+            raise ValueError('early_stopping: with backend="dask", pass validation_data to '
+                             "fit (no hold-out split is drawn from distributed data)")
+        if np.ndim(X) != 2:
+            raise ValueError(f"X: expected a 2-D array, got shape {np.shape(X)}")
+        if warm and X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X: has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input")
+        self.n_features_in_ = int(X.shape[1])
+        y = y if isinstance(y, da.Array) else da.asarray(np.asarray(y))
+        if not hasattr(self, "classes_"):
+            self._multilabel = y.ndim == 2
+            self.classes_ = (np.arange(y.shape[1]) if self._multilabel
+                             else np.unique(da.unique(y).compute()))
+            if self.classes_.shape[0] < 2:
+                raise ValueError(f"y: needs samples of at least 2 classes, got 1 class "
+                                 f"({self.classes_[0]!r})")
+        if self._multilabel:
+            return X, y
+        classes = self.classes_
+        return X, y.map_blocks(lambda block: np.searchsorted(classes, block), dtype=np.int64)
 
     def partial_fit(self, X, y, classes=None):
         """One epoch of the mini-batch solver (``sgd`` or ``adam``) on X, y.
@@ -247,7 +281,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             validation_data = (X_val, y_val)
         if validation_data is not None:
             validation = Objective(layers, *validation_data, 0.0, loss=self.loss,
-                                   activation=self.activation, backend=self.backend,
+                                   activation=self.activation, backend=self._local_backend,
                                    dtype=self._dtype())
         objective = Objective(layers, X_train, y_train, self.alpha, loss=self.loss,
                               activation=self.activation, backend=self.backend,
@@ -284,11 +318,24 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     # -- prediction --------------------------------------------------------------------------
 
+    @property
+    def _local_backend(self):
+        """The backend for in-memory data (validation, prediction)."""
+        return "auto" if self.backend == "dask" else self.backend
+
     def _forward(self, X, logits=False):
         check_is_fitted(self, "thetas_")
+        if _is_dask_array(X):
+            if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+                raise ValueError(f"X: expected shape (m, {self.n_features_in_}), got "
+                                 f"{X.shape}")
+            X = X.rechunk({1: -1})
+            return X.map_blocks(_forward_block, self.thetas_, self.activation, logits,
+                                dtype=self._dtype(),
+                                chunks=(X.chunks[0], (self.thetas_[-1].shape[0],)))
         X = validate_data(self, X, reset=False, dtype=self._dtype())
-        return forward(self.thetas_, X, activation=self.activation, backend=self.backend,
-                       logits=logits)
+        return forward(self.thetas_, X, activation=self.activation,
+                       backend=self._local_backend, logits=logits)
 
     def decision_function(self, X):
         """The output layer's pre-activations z(L): shape (m,) for binary targets (positive
@@ -307,7 +354,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if self._multilabel:
             return H
         if H.shape[1] == 1:
-            return np.hstack([1 - H, H])
+            return np.concatenate([1 - H, H], axis=1)
         return H / H.sum(axis=1, keepdims=True)
 
     def predict(self, X):
@@ -315,12 +362,22 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         H = self._forward(X)
         if self._multilabel:
             return (H >= 0.5).astype(np.int64)
-        if H.shape[1] == 1:
-            return self.classes_[(H[:, 0] >= 0.5).astype(np.intp)]
-        return self.classes_[H.argmax(axis=1)]
+        index = (H[:, 0] >= 0.5).astype(np.intp) if H.shape[1] == 1 else H.argmax(axis=1)
+        if _is_dask_array(index):
+            return index.map_blocks(self.classes_.take, dtype=self.classes_.dtype)
+        return self.classes_[index]
 
     def save(self, path):
         """Write the fitted model to ``path`` (one ``.npz`` file; see :func:`fastnn.load`)."""
         from fastnn.io import save
 
         save(self, path)
+
+
+def _is_dask_array(X):
+    return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "map_blocks")
+
+
+def _forward_block(X_block, thetas, activation, logits):
+    """h_Θ(x) (or z(L)) of one in-memory chunk, on the worker that holds it."""
+    return forward(thetas, X_block, activation=activation, logits=logits)

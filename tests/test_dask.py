@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 import fastnn
 from tests.conftest import make_problem
@@ -131,3 +132,41 @@ def test_without_dask_says_how_to_install(monkeypatch):
     _, X, y = make_problem([6, 5, 3], m=100, target="multiclass")
     with pytest.raises(ImportError, match=r'pip install "fastnn\[dask\]"'):
         fastnn.Objective([6, 5, 3], X, y, backend="dask")
+
+
+@pytest.fixture
+def default_client(client):
+    """``client`` as Dask's default client, which the estimator uses."""
+    with distributed.Client(client.scheduler.address, set_as_default=True) as default:
+        yield default
+
+
+def test_estimator_fit_predict(default_client):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X_dask, y_dask = da.from_array(X, chunks=(450, 64)), da.from_array(y, chunks=450)
+    kwargs = {"hidden_layer_sizes": (25,), "alpha": 1.0, "solver": "lbfgs", "max_iter": 60,
+              "random_state": 0}
+    with pytest.warns(ConvergenceWarning):
+        there = fastnn.MLPClassifier(backend="dask", **kwargs).fit(X_dask, y_dask)
+    with pytest.warns(ConvergenceWarning):
+        here = fastnn.MLPClassifier(backend="numba", **kwargs).fit(X, y)
+    np.testing.assert_array_equal(there.classes_, here.classes_)
+    # The sums differ from one machine's by rounding (other chunks, other order); 60 L-BFGS
+    # iterations amplify that to about 2e-7 here (40 on the smaller problem above: < 1e-8).
+    for theta, theta_ref in zip(there.thetas_, here.thetas_):
+        np.testing.assert_allclose(theta, theta_ref, rtol=0, atol=1e-6)
+    labels = there.predict(X_dask)
+    assert isinstance(labels, da.Array)
+    np.testing.assert_array_equal(labels.compute(), there.predict(X))
+    np.testing.assert_allclose(there.predict_proba(X_dask).compute(), there.predict_proba(X),
+                               rtol=1e-12)
+    np.testing.assert_array_equal(there.predict(X), here.predict(X))
+
+
+def test_estimator_refuses_early_stopping_without_validation_data(default_client):
+    X = da.from_array(np.random.default_rng(0).random((100, 4)), chunks=50)
+    y = da.from_array(np.arange(100) % 2, chunks=50)
+    with pytest.raises(ValueError, match='early_stopping: with backend="dask"'):
+        fastnn.MLPClassifier(backend="dask", early_stopping=True).fit(X, y)
