@@ -1,7 +1,9 @@
 """backend="dask" on a real LocalCluster (2 worker processes, 1 thread each, loopback)."""
 
 import logging
+import os
 import re
+import signal
 import sys
 
 import numpy as np
@@ -170,3 +172,34 @@ def test_estimator_refuses_early_stopping_without_validation_data(default_client
     y = da.from_array(np.arange(100) % 2, chunks=50)
     with pytest.raises(ValueError, match='early_stopping: with backend="dask"'):
         fastnn.MLPClassifier(backend="dask", early_stopping=True).fit(X, y)
+
+
+def test_training_survives_a_killed_worker():
+    """SIGKILL one of the two worker processes mid-training: Dask recomputes the chunks it
+    held from their lineage (here, slices of the in-memory arrays in the graph), its nanny
+    starts a new worker, and L-BFGS ends where an undisturbed run ends."""
+    layers = [12, 9, 4]
+    thetas, _, _, X_dask, Y_dask = dask_problem(layers, 1200, "multiclass", 150)
+    vec = fastnn.pack(thetas)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None,
+                                  silence_logs=logging.CRITICAL) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as own_client:
+        objective = fastnn.Objective(layers, X_dask, Y_dask, 1.0, backend="dask",
+                                     client=own_client)
+        undisturbed = fastnn.train(objective, vec, solver="lbfgs", max_iter=25,
+                                   n_iter_no_change=0)
+        pids = own_client.run(os.getpid)
+        killed = []
+
+        def kill_one_worker(record):
+            if record["iteration"] == 5 and not killed:
+                address = sorted(pids)[0]
+                os.kill(pids[address], signal.SIGKILL)
+                killed.append(address)
+
+        disturbed = fastnn.train(objective, vec, solver="lbfgs", max_iter=25,
+                                 n_iter_no_change=0, callbacks=[kill_one_worker])
+        assert killed and killed[0] not in own_client.scheduler_info()["workers"]
+    assert len(disturbed.history) == len(undisturbed.history) == 25
+    assert np.array_equal(disturbed.theta, undisturbed.theta)

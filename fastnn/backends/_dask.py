@@ -5,11 +5,17 @@ J and ∇J are sums over examples plus a penalty, so they split by rows:
     Σ_i loss term(i) = Σ_k Σ_{i in chunk k} loss term(i),    Δ(l) = Σ_k Δ(l)_k
 
 Each row chunk of X and y is checked, converted and kept on the worker that computed it, as a
-ready ``(X_k, targets_k)`` pair (:class:`DistributedData`). An evaluation then sends θ to the
-workers (one broadcast), runs the Numba kernel on every chunk where it lives — ``numba-parallel``
-on workers with several threads, ``numba`` otherwise — and adds the partial ``(Σ loss terms, Δ)``
-pairs in a binary tree of tasks, in chunk order: no task receives more than two Δ, only the
-final sum reaches the client, and the result does not depend on scheduling.
+ready ``(X_k, targets_k)`` pair (:class:`DistributedData`). A mini-batch is a set of row
+indices, split by chunk and sent with the tasks; the rows never move. An evaluation sends θ to
+the workers (one task, whose result the workers fetch from each other), runs the Numba kernel
+on every chunk where it lives — ``numba-parallel`` on workers with several threads, ``numba``
+otherwise — and adds the partial ``(Σ loss terms, Δ)`` pairs in a binary tree of tasks, in
+chunk order: no task receives more than two Δ, only the final sum reaches the client, and the
+result does not depend on scheduling.
+
+A worker that dies takes its chunks with it; the scheduler recomputes them from their lineage
+(the graph that produced X and y: slices of in-memory arrays, reads of files) on the workers
+left, and the evaluation that needed them waits for that and goes on.
 """
 
 import copy
@@ -148,11 +154,22 @@ class DistributedData:
         return batch
 
 
+def _identity(value):
+    return value
+
+
+def _send(client, theta):
+    """θ as a one-task future: it goes to one worker, and the others fetch it from there (or
+    from each other) as their tasks need it. Unlike scattered data it has a lineage, so a lost
+    worker holding it costs a recomputation, not the evaluation."""
+    return client.submit(_identity, theta, pure=False)
+
+
 def loss_and_delta(theta, layers, data, targets, activation, loss, need_grad):
     """Σ_i Σ_k loss term and the Δ(l) sums over the examples of ``data`` (all of them, or a
     :meth:`DistributedData.take` batch; ``targets`` unused: the chunks carry their own)."""
     client = data.client
-    theta_future = client.scatter(theta, broadcast=True, hash=False)
+    theta_future = _send(client, theta)
     partials = [client.submit(_chunk_loss_and_delta, theta_future, chunk, rows, tuple(layers),
                               activation, loss, need_grad, pure=False)
                 for chunk, rows in data.parts]
@@ -162,7 +179,7 @@ def loss_and_delta(theta, layers, data, targets, activation, loss, need_grad):
 def forward(theta, layers, data, activation, logits=False):
     """Outputs h_Θ(x) (or z(L)) of every example, gathered in row order, shape (m, K)."""
     client = data.client
-    theta_future = client.scatter(theta, broadcast=True, hash=False)
+    theta_future = _send(client, theta)
     outputs = [client.submit(_chunk_forward, theta_future, chunk, tuple(layers), activation,
                              logits, pure=False)
                for chunk in data.chunks]
