@@ -20,7 +20,7 @@ distributed = pytest.importorskip("distributed")
 @pytest.fixture(scope="module")
 def client():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
+                                  host="127.0.0.1", dashboard_address=":0",
                                   silence_logs=logging.ERROR) as cluster, \
             distributed.Client(cluster, set_as_default=False) as client:
         yield client
@@ -174,6 +174,9 @@ def test_estimator_refuses_early_stopping_without_validation_data(default_client
         fastnn.MLPClassifier(backend="dask", early_stopping=True).fit(X, y)
 
 
+# The killed worker's connections are left for the garbage collector to close.
+@pytest.mark.filterwarnings("ignore::ResourceWarning",
+                            "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_training_survives_a_killed_worker():
     """SIGKILL one of the two worker processes mid-training: Dask recomputes the chunks it
     held from their lineage (here, slices of the in-memory arrays in the graph), its nanny
@@ -182,7 +185,7 @@ def test_training_survives_a_killed_worker():
     thetas, _, _, X_dask, Y_dask = dask_problem(layers, 1200, "multiclass", 150)
     vec = fastnn.pack(thetas)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
+                                  host="127.0.0.1", dashboard_address=":0",
                                   silence_logs=logging.CRITICAL) as cluster, \
             distributed.Client(cluster, set_as_default=False) as own_client:
         objective = fastnn.Objective(layers, X_dask, Y_dask, 1.0, backend="dask",
