@@ -4,6 +4,7 @@ Exit status: 0 on success, 2 on bad usage (argparse), 1 on failure with one line
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -86,19 +87,27 @@ def train_command(args):
             X, y, test_size=args.test_size, stratify=stratify, random_state=args.seed)
     except ValueError as error:
         raise CommandError(f"cannot split {args.data} into train and test: {error}") from None
+    backend = args.backend
+    if args.scheduler is not None:
+        if backend not in ("auto", "dask"):
+            raise CommandError(f"--backend {backend}: with --scheduler the backend is dask")
+        backend = "dask"
     classifier = MLPClassifier(
         hidden_layer_sizes=tuple(args.hidden), alpha=args.alpha, solver=args.solver,
         learning_rate_init=args.lr, max_iter=args.max_iter, batch_size=args.batch_size,
-        backend=args.backend, dtype=args.dtype, random_state=args.seed,
+        backend=backend, dtype=args.dtype, random_state=args.seed,
         verbose=not args.quiet, n_iter_no_change=0 if args.solver == "lbfgs" else 10,
     )
     from sklearn.exceptions import ConvergenceWarning
 
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # reported below as iterations
-        classifier.fit(X_train, y_train, validation_data=(X_test, y_test))
-    elapsed = time.perf_counter() - start
+    with contextlib.ExitStack() as cluster:
+        if args.scheduler is not None:
+            print(f"scheduler: {_connect(args.scheduler, cluster)}")
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # reported below as iterations
+            classifier.fit(X_train, y_train, validation_data=(X_test, y_test))
+        elapsed = time.perf_counter() - start
     classifier.save(args.out)
     layers = [X.shape[1], *args.hidden, classifier.thetas_[-1].shape[0]]
     print(f"data {args.data}: {X_train.shape[0]} train, {X_test.shape[0]} test examples, "
@@ -117,6 +126,31 @@ def train_command(args):
         plot_history(classifier.history_, args.plot)
         print(f"plot saved to {os.path.abspath(args.plot)}")
     return 0
+
+
+def _connect(scheduler, stack):
+    """A default Dask client for ``--scheduler``: a LocalCluster of one single-threaded worker
+    process per core for ``local``, else the scheduler at that address. Returns its address."""
+    from fastnn.backends._dask import _modules
+
+    try:
+        distributed = _modules()[2]
+    except ImportError as error:
+        raise CommandError(f"--scheduler: {error}") from None
+    if scheduler == "local":
+        import logging
+
+        cluster = stack.enter_context(distributed.LocalCluster(
+            n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0",
+            silence_logs=logging.ERROR))
+        client = stack.enter_context(distributed.Client(cluster))
+    else:
+        try:
+            client = stack.enter_context(distributed.Client(scheduler, timeout="10s"))
+        except (OSError, TimeoutError, ValueError) as error:
+            raise CommandError(f"--scheduler: cannot connect to {scheduler}: {error}") from None
+    n_workers = len(client.scheduler_info()["workers"])
+    return f"{client.scheduler.address} ({n_workers} workers)"
 
 
 def plot_history(history, path):
@@ -262,7 +296,11 @@ def build_parser():
                        help="iterations (lbfgs, gd) or epochs (sgd, adam) (default: 400)")
     train.add_argument("--batch-size", type=_batch_size, default="auto",
                        help="mini-batch size of sgd and adam (default: auto, min(200, m))")
-    train.add_argument("--backend", choices=("auto", *available_backends()), default="auto")
+    train.add_argument("--backend", choices=("auto", *available_backends(), "dask"),
+                       default="auto")
+    train.add_argument("--scheduler", metavar="ADDRESS|local",
+                       help="train on a Dask cluster: a scheduler's address, or local for a "
+                       "LocalCluster with one worker process per core (needs fastnn[dask])")
     train.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--test-size", type=float, default=0.25,

@@ -122,3 +122,19 @@ def test_module_and_console_script_run():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "PASS" in result.stdout
+
+
+def test_train_on_a_local_dask_cluster(tmp_path, capsys):
+    out = tmp_path / "model.npz"
+    status = main(["train", "--scheduler", "local", "--max-iter", "5", "--quiet", "--out",
+                   str(out)])
+    assert status == 0
+    text = capsys.readouterr().out
+    assert "scheduler: tcp://" in text and "workers)" in text
+    assert "5 iterations" in text and out.exists()
+
+
+def test_scheduler_needs_the_dask_backend(tmp_path, capsys):
+    assert main(["train", "--scheduler", "local", "--backend", "numpy", "--out",
+                 str(tmp_path / "m.npz")]) == 1
+    assert "--backend numpy: with --scheduler the backend is dask" in capsys.readouterr().err
