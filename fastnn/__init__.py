@@ -2,7 +2,8 @@
 
 The cost, its gradient and the forward pass are computed by one of three backends: explicit
 loops over blocks of examples compiled by Numba (``"numba"``, and ``"numba-parallel"`` over
-threads), or vectorized NumPy (``"numpy"``).
+threads), or vectorized NumPy (``"numpy"``); ``"dask"`` runs the Numba kernel on the row chunks
+of Dask arrays, on the workers that hold them.
 """
 
 import importlib
