@@ -55,7 +55,9 @@ WORKLOADS = {
 400-25-10, MNIST-sized, a deeper net, and many examples on a small net."""
 
 FASTNN = ("numba-parallel", "numba", "numpy")
-PEERS = ("numpy", "sklearn", "torch")
+OPTIONAL_PEERS = ("sklearn", "torch")
+"""Peers that run only where their package is installed (the import name is the peer's)."""
+PEERS = ("numpy", *OPTIONAL_PEERS)
 """What fastnn's kernels are compared with: the NumPy fallback (vectorized matrix products)
 and the MLP gradients of scikit-learn and PyTorch, where installed."""
 
@@ -80,9 +82,11 @@ def make_data(workload, dtype, scale=1.0, seed=0):
 
 def implementations():
     """Names of the implementations that can run here, fastnn's first."""
-    peers = [name for name, module in (("sklearn", "sklearn"), ("torch", "torch"))
-             if importlib.util.find_spec(module) is not None]
-    return (*FASTNN, *peers)
+    return (*FASTNN, *(name for name in OPTIONAL_PEERS if _installed(name)))
+
+
+def _installed(module):
+    return importlib.util.find_spec(module) is not None
 
 
 def _fastnn(backend):
@@ -218,7 +222,7 @@ def gemm_peak(dtype, threads, n=2048, repeats=10, pause=PAUSE_S):
     rng = np.random.default_rng(0)
     A, B = rng.random((n, n), dtype=dtype), rng.random((n, n), dtype=dtype)
     products = {"numpy": lambda: A @ B}
-    if importlib.util.find_spec("torch") is not None:
+    if _installed("torch"):
         import torch
 
         A_t, B_t = torch.from_numpy(A), torch.from_numpy(B)
@@ -290,8 +294,8 @@ def run_benchmarks(workloads, dtypes, names, threads, repeats, scale=1.0, progre
 def machine(threads):
     """What the figures were measured on."""
     versions = {"numpy": np.__version__, "numba": numba.__version__}
-    for module in ("sklearn", "torch"):
-        if importlib.util.find_spec(module) is not None:
+    for module in OPTIONAL_PEERS:
+        if _installed(module):
             versions[module] = importlib.import_module(module).__version__
     return {"cpu": _cpu_name(), "cores": os.cpu_count(), "threads": threads,
             "python": platform.python_version(), "versions": versions}

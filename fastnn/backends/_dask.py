@@ -90,7 +90,7 @@ def _tree_sum(client, futures):
     while len(futures) > 1:
         pairs = [client.submit(_add, futures[i], futures[i + 1], pure=False)
                  for i in range(0, len(futures) - 1, 2)]
-        futures = pairs + futures[len(futures) - len(futures) % 2:]
+        futures = pairs + ([futures[-1]] if len(futures) % 2 else [])
     return futures[0].result()
 
 
@@ -143,13 +143,11 @@ class DistributedData:
     def take(self, rows):
         """The examples ``rows`` (indices into 0 ... m−1, or a slice) where they are: a view
         whose ``parts`` pair each chunk that holds some of them with their local indices."""
-        rows = np.arange(self.m)[rows]
+        rows = np.arange(*rows.indices(self.m)) if isinstance(rows, slice) else np.asarray(rows)
+        owner = np.searchsorted(self.row_starts, rows, side="right") - 1
         batch = copy.copy(self)
-        batch.parts = []
-        for chunk, start, stop in zip(self.chunks, self.row_starts[:-1], self.row_starts[1:]):
-            local = rows[(rows >= start) & (rows < stop)] - start
-            if local.size:
-                batch.parts.append((chunk, local))
+        batch.parts = [(self.chunks[k], rows[owner == k] - self.row_starts[k])
+                       for k in np.unique(owner)]
         batch.m = rows.size
         return batch
 

@@ -165,20 +165,17 @@ def _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, act
                     DW, Db):
     """Given δ(L) of a block: DW(l) += δ(l+1)ᵀ A(l), Db(l) += Σ_rows δ(l+1), and δ(l), l ≥ 2.
 
-    δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)) row by row; DW is unrolled like W, Db like the biases.
+    δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)) row by row; DW is unrolled like W, Db holds the biases of
+    layer l+1 at ``unit_offsets[l+1] − unit_offsets[1]``, like the block buffers.
     """
     nb = X_block.shape[0]
-    b_start = 0
-    for l in range(layers.shape[0] - 1):
-        b_start += layers[l + 1]
     for l in range(layers.shape[0] - 2, -1, -1):
         s_in, s_out = layers[l], layers[l + 1]
         d_out = _rows(deltas, layers, unit_offsets, l + 1, nb)
         A_in = X_block if l == 0 else _rows(acts, layers, unit_offsets, l, nb)
         DW_l = DW[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
         _add_product(d_out.T, A_in, DW_l)
-        b_start -= s_out
-        Db_l = Db[b_start : b_start + s_out]
+        Db_l = Db[unit_offsets[l + 1] - unit_offsets[1] : unit_offsets[l + 2] - unit_offsets[1]]
         for b in range(nb):
             d = d_out[b]
             for j in range(s_out):
@@ -195,19 +192,18 @@ def _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, act
 
 
 @njit(cache=True)
-def _add_block_sums(layers, offsets, w_offsets, DW, Db, Delta):
+def _add_block_sums(layers, offsets, unit_offsets, w_offsets, DW, Db, Delta):
     """Δ(l)[:, 0] += Db(l), Δ(l)[:, 1:] += DW(l), in float64, Δ unrolled like θ."""
-    b_start = 0
     for l in range(layers.shape[0] - 1):
         s_in, s_out = layers[l], layers[l + 1]
         Delta_l = Delta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
         DW_l = DW[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
+        b_start = unit_offsets[l + 1] - unit_offsets[1]
         for j in range(s_out):
             Delta_l[j, 0] += Db[b_start + j]
             row, dw = Delta_l[j, 1:], DW_l[j]
             for k in range(s_in):
                 row[k] += dw[k]
-        b_start += s_out
 
 
 def _loss_and_delta_chunks(
@@ -258,7 +254,8 @@ def _loss_and_delta_chunks(
                                 deltas, DW, Db)
                 n_blocks += 1
                 if n_blocks == FLUSH_BLOCKS or stop == chunk_stop:
-                    _add_block_sums(layers, offsets, w_offsets, DW, Db, Delta_chunks[c])
+                    _add_block_sums(layers, offsets, unit_offsets, w_offsets, DW, Db,
+                                    Delta_chunks[c])
                     DW[:] = 0.0
                     Db[:] = 0.0
                     n_blocks = 0
@@ -282,8 +279,9 @@ def _forward_chunks(
     n_units = unit_offsets[-1] - unit_offsets[1]
     for c in prange(n_chunks):
         acts = np.empty(BLOCK * n_units, dtype=theta.dtype)
-        for start in range(c * m // n_chunks, (c + 1) * m // n_chunks, BLOCK):
-            stop = min(start + BLOCK, (c + 1) * m // n_chunks)
+        chunk_stop = (c + 1) * m // n_chunks
+        for start in range(c * m // n_chunks, chunk_stop, BLOCK):
+            stop = min(start + BLOCK, chunk_stop)
             _forward_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X[start:stop],
                            activation, acts)
             Z_out = _rows(acts, layers, unit_offsets, L - 1, stop - start)
