@@ -1,9 +1,12 @@
 """fastnn.benchmark and ``fastnn bench``: the report's figures are computed, not made up."""
 
 import json
+from contextlib import suppress
 
+import numba
 import numpy as np
 import pytest
+import threadpoolctl
 
 import fastnn
 from fastnn import benchmark
@@ -29,6 +32,40 @@ def test_implementations_compute_J_and_grad(name):
     J_ref, grad_ref = benchmark.PREPARE["numpy"](workload.layers, X, y, np.float64)(theta)
     assert J == pytest.approx(J_ref, rel=1e-12)
     np.testing.assert_allclose(grad, grad_ref, rtol=1e-10, atol=1e-12 * np.abs(grad_ref).max())
+
+
+def blas_threads():
+    """The thread count of every BLAS library loaded."""
+    return [pool["num_threads"] for pool in threadpoolctl.threadpool_info()
+            if pool["user_api"] == "blas"]
+
+
+@pytest.fixture
+def all_threads():
+    """Numba and BLAS on all ``NUMBA_NUM_THREADS`` threads during the test, as at start-up,
+    whatever the tests before left: a count not restored to it shows."""
+    most = numba.config.NUMBA_NUM_THREADS
+    if most == 1:
+        pytest.skip("NUMBA_NUM_THREADS is 1: there is no other thread count to restore")
+    before = numba.get_num_threads()
+    numba.set_num_threads(most)
+    with threadpoolctl.threadpool_limits(limits=most, user_api="blas"):
+        yield
+    numba.set_num_threads(before)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["exit", "exception"])
+@pytest.mark.parametrize("name", ["numba-parallel", "numpy"])
+def test_threads_for_restores_thread_counts(all_threads, name, fails):
+    """One thread inside the block (Numba's; BLAS's, which the Numba backends hold to one);
+    Numba's and BLAS's thread counts as before it afterwards, also after an exception."""
+    before = fastnn.get_num_threads(), blas_threads()
+    with suppress(RuntimeError), benchmark.threads_for(name, 1):
+        assert fastnn.get_num_threads() == 1
+        assert set(blas_threads()) == {1}
+        if fails:
+            raise RuntimeError("an exception inside the block")
+    assert (fastnn.get_num_threads(), blas_threads()) == before
 
 
 def test_run_benchmarks_report(tmp_path):

@@ -1,42 +1,17 @@
 """scikit-learn's MLPClassifier as an outside oracle.
 
-With ``activation="logistic"`` and a multi-label indicator target it uses logistic outputs and
-the binary log loss summed over outputs and averaged over examples, plus
-``(alpha / 2m) Σ W²`` over ``coefs_``: exactly J(Θ) with λ = alpha, when ``coefs_[l]`` is
-``Θ(l)[:, 1:]ᵀ`` and ``intercepts_[l]`` is ``Θ(l)[:, 0]``.
+Its own loss and gradient (``_backprop``), with logistic units and a multi-label indicator
+target, are exactly J(Θ) and ∇J with λ = alpha: see
+:class:`fastnn.benchmark.peers.SklearnObjective`, which the benchmark times as its scikit-learn
+peer too.
 """
-
-import inspect
-import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.neural_network import MLPClassifier
 
 import fastnn
+from fastnn.benchmark.peers import sklearn_cost_and_grad
 from tests.conftest import make_problem
-
-
-def sklearn_cost_and_grad(thetas, X, Y, lam):
-    layers = fastnn.layers_of(thetas)
-    clf = MLPClassifier(hidden_layer_sizes=layers[1:-1], activation="logistic", alpha=lam,
-                        solver="sgd", max_iter=1, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        clf.fit(X, Y)  # sets up the layer structure; the weights are replaced below
-    clf.coefs_ = [theta[:, 1:].T.copy() for theta in thetas]
-    clf.intercepts_ = [theta[:, 0].copy() for theta in thetas]
-    activations = [X] + [None] * (len(layers) - 1)
-    deltas = [None] * (len(layers) - 1)
-    coef_grads = [np.empty_like(coef) for coef in clf.coefs_]
-    intercept_grads = [np.empty_like(intercept) for intercept in clf.intercepts_]
-    args = [X, Y, activations, deltas, coef_grads, intercept_grads]
-    if "sample_weight" in inspect.signature(clf._backprop).parameters:
-        args.insert(2, None)
-    J, coef_grads, intercept_grads = clf._backprop(*args)
-    grads = [np.column_stack([b, W.T]) for W, b in zip(coef_grads, intercept_grads)]
-    return J, grads
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.3, 4.0])

@@ -1,0 +1,65 @@
+"""Side-by-side timing of J and ∇J: fastnn's kernels, its NumPy fallback, and installed peers.
+
+One full-batch evaluation of the regularized cost and its gradient is timed per workload, dtype
+and implementation, all in one process, next to the machine's matrix-multiply peak measured in
+the same run. Every timing comes with the relative difference of J and ∇J from a float64
+reference (fastnn's NumPy backend at the same θ), so that speed is never reported without
+parity. ``fastnn bench`` prints the report; ``bench/`` (pytest-benchmark) reuses the workloads
+and the peers.
+
+FLOPs per evaluation are counted as 6·P·m (P weights including biases): 2·P·m each for the
+forward products, the backpropagated δ and the Δ accumulation.
+
+The modules, in the order of a run:
+
+``workloads``
+    The network shapes and example counts, and their data.
+``peers``
+    The implementations: ``PREPARE[name](layers, X, y, dtype)`` returns ``run(θ) -> (J, ∇J)``.
+``threads``
+    Thread pools held to a count per implementation, interleaved timing, the GEMM peak.
+``report``
+    The run, and its report as text, JSON and a plot.
+``memory``
+    Memory of one call, measured in a fresh process (``_memory_probe``).
+
+scikit-learn, PyTorch and matplotlib are imported only by the functions that need them.
+"""
+
+from fastnn.benchmark.memory import call_memory
+from fastnn.benchmark.peers import (
+    FASTNN,
+    OPTIONAL_PEERS,
+    PEERS,
+    PREPARE,
+    SklearnObjective,
+    implementations,
+    sklearn_cost_and_grad,
+)
+from fastnn.benchmark.report import format_report, machine, plot_report, run_benchmarks, write_json
+from fastnn.benchmark.threads import PAUSE_S, gemm_peak, threads_for, time_interleaved
+from fastnn.benchmark.workloads import LAMBDA, WORKLOADS, Workload, make_data
+
+__all__ = [
+    "FASTNN",
+    "LAMBDA",
+    "OPTIONAL_PEERS",
+    "PAUSE_S",
+    "PEERS",
+    "PREPARE",
+    "WORKLOADS",
+    "SklearnObjective",
+    "Workload",
+    "call_memory",
+    "format_report",
+    "gemm_peak",
+    "implementations",
+    "machine",
+    "make_data",
+    "plot_report",
+    "run_benchmarks",
+    "sklearn_cost_and_grad",
+    "threads_for",
+    "time_interleaved",
+    "write_json",
+]

@@ -1,0 +1,171 @@
+"""The implementations of J and ∇J that are timed: fastnn's backends and its peers.
+
+Every implementation is prepared once per workload, outside the timed call:
+``PREPARE[name](layers, X, y, dtype)`` converts the data and sets up what the implementation
+needs, and returns ``run(θ) -> (J, ∇J)`` with θ and ∇J unrolled. The peers import their
+package when prepared, so that importing this module stays cheap.
+"""
+
+import importlib.util
+import inspect
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from fastnn.benchmark.workloads import LAMBDA
+from fastnn.cost import Objective
+from fastnn.network import layers_of, pack, unpack
+
+FASTNN = ("numba-parallel", "numba", "numpy")
+OPTIONAL_PEERS = ("sklearn", "torch")
+"""Peers that run only where their package is installed (the import name is the peer's)."""
+PEERS = ("numpy", *OPTIONAL_PEERS)
+"""What fastnn's kernels are compared with: the NumPy fallback (vectorized matrix products)
+and the MLP gradients of scikit-learn and PyTorch, where installed."""
+
+
+def installed(module):
+    """True when ``module`` can be imported here (without importing it)."""
+    return importlib.util.find_spec(module) is not None
+
+
+def implementations():
+    """Names of the implementations that can run here, fastnn's first."""
+    return (*FASTNN, *(name for name in OPTIONAL_PEERS if installed(name)))
+
+
+def _fastnn(backend):
+    def prepare(layers, X, y, dtype):
+        return Objective(layers, X, y, LAMBDA, backend=backend, dtype=dtype)
+
+    return prepare
+
+
+class SklearnObjective:
+    """scikit-learn's own J and ∇J (``MLPClassifier._backprop``) on fixed data.
+
+    With ``activation="logistic"`` and a 0/1 target matrix, scikit-learn's MLP has logistic
+    outputs and the binary log loss summed over outputs and averaged over examples, plus
+    ``(alpha / 2m) Σ W²`` over ``coefs_``: exactly J(Θ) with λ = alpha, when ``coefs_[l]`` is
+    ``Θ(l)[:, 1:]ᵀ`` and ``intercepts_[l]`` is ``Θ(l)[:, 0]``. The classifier is set up once,
+    here (a one-iteration fit on one row per output gives it its layer structure); each call
+    then only replaces its weights.
+
+    Parameters
+    ----------
+    layers : sequence of int
+        Layer sizes ``[s_1, ..., s_L]``.
+    X : ndarray of shape (m, s_1)
+        Inputs.
+    Y : ndarray of shape (m, s_L)
+        0/1 targets.
+    lam : float
+        λ ≥ 0 (scikit-learn's ``alpha``).
+    """
+
+    def __init__(self, layers, X, Y, lam):
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier
+
+        self.layers, self.X, self.Y = tuple(layers), X, Y
+        K = self.layers[-1]
+        self._clf = MLPClassifier(hidden_layer_sizes=self.layers[1:-1], activation="logistic",
+                                  alpha=lam, solver="sgd", max_iter=1, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self._clf.fit(X[np.arange(K) % len(X)], np.eye(K, dtype=X.dtype))
+        signature = inspect.signature(self._clf._backprop)
+        self._with_sample_weight = "sample_weight" in signature.parameters
+
+    def __call__(self, thetas):
+        """J and ∇J at the weights ``thetas``.
+
+        Parameters
+        ----------
+        thetas : list of ndarray of shape (s_{l+1}, s_l + 1)
+            Θ(l), bias column first.
+
+        Returns
+        -------
+        J : float
+        grads : list of ndarray of shape (s_{l+1}, s_l + 1)
+            D(l) = ∂J/∂Θ(l).
+        """
+        clf, n = self._clf, len(self.layers)
+        clf.coefs_ = [theta[:, 1:].T.copy() for theta in thetas]
+        clf.intercepts_ = [theta[:, 0].copy() for theta in thetas]
+        coef_grads = [np.empty_like(coef) for coef in clf.coefs_]
+        intercept_grads = [np.empty_like(intercept) for intercept in clf.intercepts_]
+        activations = [self.X] + [None] * (n - 1)
+        deltas = [None] * (n - 1)
+        args = [self.X, self.Y, activations, deltas, coef_grads, intercept_grads]
+        if self._with_sample_weight:
+            args.insert(2, None)
+        J, coef_grads, intercept_grads = clf._backprop(*args)
+        return J, [np.column_stack([b, W.T]) for W, b in zip(coef_grads, intercept_grads)]
+
+
+def sklearn_cost_and_grad(thetas, X, Y, lam):
+    """J and ∇J computed by scikit-learn: one evaluation of :class:`SklearnObjective`.
+
+    Parameters
+    ----------
+    thetas : list of ndarray of shape (s_{l+1}, s_l + 1)
+        Θ(l), bias column first.
+    X : ndarray of shape (m, s_1)
+    Y : ndarray of shape (m, s_L)
+        0/1 targets.
+    lam : float
+
+    Returns
+    -------
+    J : float
+    grads : list of ndarray of shape (s_{l+1}, s_l + 1)
+    """
+    return SklearnObjective(layers_of(thetas), X, Y, lam)(thetas)
+
+
+def _sklearn(layers, X, y, dtype):
+    """scikit-learn's J and ∇J, the labels y one-hot encoded."""
+    objective = SklearnObjective(layers, X, np.eye(layers[-1], dtype=dtype)[y], LAMBDA)
+
+    def run(vec):
+        J, grads = objective(unpack(vec, layers))
+        return J, pack(grads)
+
+    return run
+
+
+def _torch(layers, X, y, dtype):
+    """PyTorch CPU autograd: sigmoid hidden layers, ``binary_cross_entropy_with_logits``
+    summed over outputs and averaged over examples, plus (λ/2m) Σ W²."""
+    import torch
+
+    m, K = len(y), layers[-1]
+    X_t = torch.from_numpy(X)
+    Y_t = torch.nn.functional.one_hot(torch.from_numpy(y), K).to(X_t.dtype)
+
+    def run(vec):
+        params = [torch.tensor(theta, requires_grad=True) for theta in unpack(vec, layers)]
+        A = X_t
+        for theta in params[:-1]:
+            A = torch.sigmoid(torch.addmm(theta[:, 0], A, theta[:, 1:].T))
+        Z = torch.addmm(params[-1][:, 0], A, params[-1][:, 1:].T)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(Z, Y_t, reduction="sum")
+        penalty = sum((theta[:, 1:] ** 2).sum() for theta in params)
+        J = loss / m + LAMBDA / (2 * m) * penalty
+        J.backward()
+        return J.item(), pack([theta.grad.numpy() for theta in params])
+
+    return run
+
+
+PREPARE: dict[str, Callable] = {
+    "numba-parallel": _fastnn("numba-parallel"),
+    "numba": _fastnn("numba"),
+    "numpy": _fastnn("numpy"),
+    "sklearn": _sklearn,
+    "torch": _torch,
+}
+"""Implementation name → ``prepare(layers, X, y, dtype)`` returning ``run(θ) -> (J, ∇J)``."""
