@@ -60,6 +60,21 @@ def check_choice(value, name, options):
     return value
 
 
+def check_dtype(dtype, name="dtype"):
+    """The compute dtype as a numpy.dtype: float32 or float64, nothing else.
+
+    Every entry point that takes a dtype goes through here, so that an integer or half dtype
+    is refused instead of truncating X and θ.
+    """
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name}: expected float32 or float64, got {_describe(dtype)}") from None
+    if resolved not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected float32 or float64, got {resolved}")
+    return resolved
+
+
 def check_layers(layers):
     """Layer sizes as a list of at least two positive Python ints."""
     try:

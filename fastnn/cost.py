@@ -11,15 +11,15 @@ import numpy as np
 
 from fastnn._validation import (
     check_choice,
+    check_dtype,
     check_lam,
     check_layers,
-    check_targets,
     check_thetas,
     check_X,
 )
 from fastnn.activations import ACTIVATIONS
-from fastnn.backends import auto_backend, available_backends, get_backend
-from fastnn.losses import LOSSES
+from fastnn.backends import BACKENDS, auto_backend, get_backend
+from fastnn.losses import LOSSES, NUMPY_LOSSES
 from fastnn.network import n_params, pack, penalty_mask, unpack
 
 __all__ = ["Objective", "check_gradients", "cost", "cost_and_grad", "forward", "predict"]
@@ -58,29 +58,16 @@ class Objective:
     def __init__(self, layers, X, y, lam=0.0, *, loss="cross_entropy", activation="sigmoid",
                  backend="auto", dtype=np.float64, client=None):
         self.layers = check_layers(layers)
-        self.dtype = np.dtype(dtype)
-        self.backend = check_choice(backend, "backend", ("auto", *available_backends(), "dask"))
+        self.dtype = check_dtype(dtype)
+        self.backend = check_choice(backend, "backend", ("auto", *BACKENDS))
         self.lam = check_lam(lam)
         self.loss = check_choice(loss, "loss", LOSSES)
         self.activation = check_choice(activation, "activation", ACTIVATIONS)
-        if self.backend == "dask":
-            from fastnn.backends import _dask
-
-            self.X = _dask.DistributedData(X, y, self.layers, self.dtype, client)
-            self.m, self.targets = self.X.m, None
-        else:
-            self.X = check_X(X, self.layers[0], self.dtype)
-            self.m = self.X.shape[0]
-            self.targets = check_targets(y, self.m, self.layers[-1], self.dtype)
+        self._backend = get_backend(self.backend, self.layers)
+        self.data = self._backend.prepare(X, y, self.layers, self.dtype, client)
+        self.m = self.data.m
         self.n_params = n_params(self.layers)
         self._mask = penalty_mask(self.layers)
-
-    def _backend(self):
-        if self.backend == "dask":
-            from fastnn.backends import _dask
-
-            return _dask
-        return get_backend(self.backend, self.layers)
 
     def _evaluate(self, vec, need_grad, rows=None):
         """J and ∇J on the examples ``rows`` (all when None), penalty scaled by the full m.
@@ -90,23 +77,16 @@ class Objective:
         objective's data term, plus the full objective's penalty.
         """
         vec = np.ascontiguousarray(vec, dtype=self.dtype)
-        X, targets, b = self.X, self.targets, self.m
-        if rows is not None and self.backend == "dask":
-            X = X.take(rows)
-            b = X.m
-        elif rows is not None:
-            X, targets = X[rows], targets.take(rows)
-            b = X.shape[0]
-        backend = self._backend()
-        loss_sum, Delta = backend.loss_and_delta(
-            vec, self.layers, X, targets, self.activation, self.loss, need_grad
+        data = self.data if rows is None else self.data.take(rows)
+        loss_sum, Delta = self._backend.loss_and_delta(
+            vec, self.layers, data, self.activation, self.loss, need_grad
         )
         weights = vec * self._mask
         with np.errstate(over="ignore"):  # diverged weights give J = inf, for callers to see
-            J = loss_sum / b + 0.5 * self.lam * np.square(weights).sum() / self.m
+            J = loss_sum / data.m + 0.5 * self.lam * np.square(weights).sum() / self.m
         if not need_grad:
             return float(J), None
-        grad = Delta / b + (self.lam / self.m) * weights
+        grad = Delta / data.m + (self.lam / self.m) * weights
         return float(J), grad.astype(self.dtype, copy=False)
 
     def __call__(self, vec, rows=None):
@@ -124,22 +104,41 @@ class Objective:
         """J at θ = ``vec`` (no backpropagation)."""
         return self._evaluate(vec, need_grad=False)[0]
 
-    def forward(self, vec):
-        """Outputs h_Θ(x) of the objective's examples, shape (m, K)."""
+    def forward(self, vec, logits=False):
+        """Outputs h_Θ(x) of the objective's examples (z(L) with ``logits``), shape (m, K)."""
         vec = np.ascontiguousarray(vec, dtype=self.dtype)
-        return self._backend().forward(vec, self.layers, self.X, self.activation)
+        return self._backend.forward(vec, self.layers, self.data.inputs, self.activation,
+                                     logits)
+
+    def cost_and_accuracy(self, vec):
+        """J at θ = ``vec`` and the fraction of examples predicted right (every label right,
+        for a target matrix), from one forward pass over the examples.
+
+        The loss terms are taken from z(L) by the NumPy form of the loss
+        (:data:`fastnn.losses.NUMPY_LOSSES`); predictions are those of :func:`predict`.
+        """
+        targets = self.data.targets
+        if targets is None:
+            raise ValueError(f"accuracy: the targets of backend={self.backend!r} stay where "
+                             "they are computed; validate on in-memory data")
+        vec = np.ascontiguousarray(vec, dtype=self.dtype)
+        Z = self.forward(vec, logits=True)
+        with np.errstate(under="ignore"):
+            loss_sum = NUMPY_LOSSES[LOSSES[self.loss]](Z, targets.one_hot(slice(None), Z.dtype))[0]
+            H = ACTIVATIONS["sigmoid"].forward(Z)
+        weights = vec * self._mask
+        J = loss_sum / self.m + 0.5 * self.lam * np.square(weights).sum() / self.m
+        if targets.is_matrix:
+            right = ((H >= 0.5) == targets.Y).all(axis=1)
+        elif H.shape[1] == 1:
+            right = (H[:, 0] >= 0.5) == targets.labels
+        else:
+            right = H.argmax(axis=1) == targets.labels
+        return float(J), float(right.mean())
 
     def accuracy(self, vec):
-        """Fraction of examples predicted right (every label right, for a target matrix)."""
-        if self.backend == "dask":
-            raise ValueError('accuracy: not available with backend="dask"; validate on '
-                             "in-memory data")
-        H = self.forward(vec)
-        if self.targets.is_matrix:
-            return float(((H >= 0.5) == self.targets.Y).all(axis=1).mean())
-        if H.shape[1] == 1:
-            return float(((H[:, 0] >= 0.5) == self.targets.labels).mean())
-        return float((H.argmax(axis=1) == self.targets.labels).mean())
+        """Fraction of examples predicted right (see :meth:`cost_and_accuracy`)."""
+        return self.cost_and_accuracy(vec)[1]
 
 
 def _objective(thetas, X, y, lam, loss, activation, backend, client=None):
@@ -198,8 +197,7 @@ def cost_and_grad(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="si
     return J, unpack(grad, objective.layers)
 
 
-def forward(thetas, X, *, loss="cross_entropy", activation="sigmoid", backend="auto",
-            logits=False):
+def forward(thetas, X, *, activation="sigmoid", backend="auto", logits=False):
     """Forward propagation: the outputs h_Θ(x) of every example.
 
     Parameters
@@ -207,10 +205,9 @@ def forward(thetas, X, *, loss="cross_entropy", activation="sigmoid", backend="a
     thetas : list of ndarray
         ``thetas[l]`` of shape ``(s_{l+2}, s_{l+1} + 1)``.
     X : array-like of shape (m, s_1)
-    loss : {"cross_entropy", "squared_error"}, default "cross_entropy"
-        Checked and accepted like everywhere else; the outputs do not depend on it.
     activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
-    backend : {"auto", "numpy", "numba", "numba-parallel"}, default "auto"
+    backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}, default "auto"
+        ``"dask"`` takes a Dask array chunked by rows and returns a Dask array.
     logits : bool, default False
         Return the output layer's pre-activations z(L) instead of h = σ(z(L)).
 
@@ -221,13 +218,14 @@ def forward(thetas, X, *, loss="cross_entropy", activation="sigmoid", backend="a
     """
     layers = check_thetas(thetas)
     vec = pack(thetas)
-    X = check_X(X, layers[0], vec.dtype)
-    check_choice(loss, "loss", LOSSES)
     check_choice(activation, "activation", ACTIVATIONS)
-    return get_backend(backend, layers).forward(vec, layers, X, activation, logits)
+    implementation = get_backend(backend, layers)
+    if not implementation.holds(X):
+        X = check_X(X, layers[0], vec.dtype)
+    return implementation.forward(vec, layers, X, activation, logits)
 
 
-def predict(thetas, X, *, loss="cross_entropy", activation="sigmoid", backend="auto"):
+def predict(thetas, X, *, activation="sigmoid", backend="auto"):
     """Predicted labels: ``argmax_k h_k(x)`` for K ≥ 2, ``[h(x) ≥ 0.5]`` for K = 1.
 
     Parameters are those of :func:`forward`.
@@ -236,7 +234,7 @@ def predict(thetas, X, *, loss="cross_entropy", activation="sigmoid", backend="a
     -------
     labels : ndarray of int64, shape (m,)
     """
-    H = forward(thetas, X, loss=loss, activation=activation, backend=backend)
+    H = forward(thetas, X, activation=activation, backend=backend)
     if H.shape[1] == 1:
         return (H[:, 0] >= 0.5).astype(np.int64)
     return H.argmax(axis=1).astype(np.int64)

@@ -10,7 +10,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from fastnn._validation import check_layers, check_thetas, check_vector
+from fastnn._validation import check_dtype, check_layers, check_thetas, check_vector
 
 __all__ = ["init_weights", "layers_of", "n_params", "pack", "unpack"]
 
@@ -34,7 +34,7 @@ def theta_offsets(layers):
 def penalty_mask(layers, dtype=np.float64):
     """1 where θ holds a weight that λ regularizes, 0 where it holds a bias weight (column 0)."""
     mask = np.ones(n_params(layers), dtype=dtype)
-    for theta in _views(mask, layers):
+    for theta in views(mask, layers):
         theta[:, 0] = 0
     return mask
 
@@ -44,7 +44,9 @@ def layers_of(thetas):
     return check_thetas(thetas)
 
 
-def _views(vec, layers):
+def views(vec, layers):
+    """Θ(l) views into ``vec`` without any check: for callers whose inputs are validated
+    (the kernels' wrappers); :func:`unpack` is the checked, public form."""
     offsets = theta_offsets(layers)
     return [
         vec[start:stop].reshape(s_next, s + 1)
@@ -70,7 +72,7 @@ def unpack(vec, layers):
     """
     layers = check_layers(layers)
     vec = check_vector(vec, n_params(layers), "vec")
-    return _views(vec, layers)
+    return views(vec, layers)
 
 
 def pack(thetas):
@@ -113,13 +115,11 @@ def init_weights(layers, seed=None, dtype=np.float64):
         (``pack`` of them equals that vector).
     """
     layers = check_layers(layers)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+    dtype = check_dtype(dtype)
     rng = np.random.default_rng(seed)
     vec = np.empty(n_params(layers), dtype=dtype)
-    for theta in _views(vec, layers):
+    for theta in views(vec, layers):
         s_next, s_plus_1 = theta.shape
         eps_init = np.sqrt(6.0) / np.sqrt(s_plus_1 - 1 + s_next)
         theta[...] = rng.uniform(-eps_init, eps_init, size=theta.shape)
-    return _views(vec, layers)
+    return views(vec, layers)

@@ -58,7 +58,7 @@ def test_result_does_not_depend_on_scheduling(client):
 def test_in_memory_arrays_are_distributed(client):
     thetas, X, Y = make_problem([6, 5, 3], m=300, target="multiclass")
     objective = fastnn.Objective([6, 5, 3], X, Y, 1.0, backend="dask", client=client)
-    assert len(objective.X.chunks) == 4  # two per worker
+    assert len(objective.data.chunks) == 4  # two per worker
     assert objective.cost(fastnn.pack(thetas)) == pytest.approx(
         fastnn.cost(thetas, X, Y, lam=1.0), rel=1e-12)
     np.testing.assert_allclose(objective.forward(fastnn.pack(thetas)),

@@ -47,7 +47,8 @@ def test_mini_batch_penalty_uses_full_m(problem):
     objective, _, theta0 = problem
     rows = np.arange(32)
     J_batch, grad_batch = objective(theta0, rows=rows)
-    data_only = fastnn.Objective(LAYERS, objective.X[rows], objective.targets.labels[rows], 0.0)
+    data = objective.data.take(rows)
+    data_only = fastnn.Objective(LAYERS, data.X, data.targets.labels, 0.0)
     J_data, grad_data = data_only(theta0)
     weights = theta0 * fastnn.network.penalty_mask(LAYERS)
     assert J_batch == pytest.approx(J_data + 0.1 / (2 * 240) * np.sum(weights**2), rel=1e-13)

@@ -88,8 +88,8 @@ def test_bad_input_to_forward(function):
         function(THETAS, X, activation="gelu")
     with pytest.raises(ValueError, match="^backend: expected one of"):
         function(THETAS, X, backend="gpu")
-    with pytest.raises(ValueError, match="^loss: expected one of"):
-        function(THETAS, X, loss="hinge")
+    with pytest.raises(TypeError, match="unexpected keyword argument 'loss'"):
+        function(THETAS, X, loss="cross_entropy")  # the outputs do not depend on the loss
 
 
 def test_bad_layers_and_vectors():
@@ -135,7 +135,38 @@ def test_integer_and_float32_X_are_accepted(backend):
 def test_objective_converts_once():
     X_f = np.asfortranarray(X.astype(np.float32))
     objective = fastnn.Objective([3, 4, 3], X_f, Y, lam=1.0)
-    assert objective.X.dtype == np.float64 and objective.X.flags.c_contiguous
-    converted = objective.X
+    assert objective.data.X.dtype == np.float64 and objective.data.X.flags.c_contiguous
+    converted = objective.data.X
     objective(fastnn.pack(THETAS))
-    assert objective.X is converted
+    assert objective.data.X is converted
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float16, "complex128", "U3"])
+def test_objective_refuses_non_float_dtypes(dtype):
+    """An integer dtype would truncate X and θ; every entry point takes float32 or float64."""
+    with pytest.raises(TypeError, match="^dtype: expected float32 or float64, got"):
+        fastnn.Objective([3, 4, 3], X, Y, dtype=dtype)
+    with pytest.raises(TypeError, match="^dtype: expected float32 or float64, got"):
+        fastnn.init_weights([3, 4, 3], dtype=dtype)
+
+
+def test_objective_refuses_a_client_for_an_in_process_backend():
+    with pytest.raises(ValueError, match='^client: only backend="dask"'):
+        fastnn.Objective([3, 4, 3], X, Y, backend="numba", client=object())
+
+
+def test_numpy_backend_trusts_its_validated_theta(monkeypatch):
+    """θ is checked once, at the boundary: an evaluation does not re-check it (a pass over
+    all of θ) through the public ``unpack``."""
+    objective = fastnn.Objective([3, 4, 3], X, Y, lam=1.0, backend="numpy")
+    theta = fastnn.pack(THETAS)
+    checks = []
+    real_check = fastnn.network.check_vector
+    monkeypatch.setattr(fastnn.network, "check_vector",
+                        lambda *args: checks.append(args[2]) or real_check(*args))
+    objective(theta)
+    objective.cost(theta)
+    objective.forward(theta)
+    assert checks == []
+    fastnn.unpack(theta, [3, 4, 3])  # the public form still checks
+    assert checks == ["vec"]

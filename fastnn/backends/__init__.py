@@ -1,15 +1,27 @@
 """Backends: interchangeable implementations of the sums over examples behind J and ∇J.
 
-Each backend offers
+Every backend is an object with the same small interface (:class:`Backend`), so that
+:mod:`fastnn.cost` and the estimator never name one:
 
-``loss_and_delta(theta, layers, X, targets, activation, loss, need_grad)``
-    ``(Σ_i Σ_k loss term, Δ)`` where Δ is ``Σ_i δ(l+1) [1; a(l)]ᵀ`` for every l, unrolled like
-    θ in float64 (None unless ``need_grad``). Division by m and the penalty are added by the
-    caller, once, for every backend alike.
+``prepare(X, y, layers, dtype, client=None)``
+    The data checked and converted once, kept where this backend computes: an object with
+    ``m`` (the number of examples), ``inputs`` (what :meth:`forward` takes for these examples),
+    ``targets`` (:class:`fastnn._validation.Targets`, or None where the targets stay remote) and
+    ``take(rows)`` (a mini-batch of the same kind).
+``loss_and_delta(theta, layers, data, activation, loss, need_grad)``
+    ``(Σ_i Σ_k loss term, Δ)`` over the examples of ``data``, where Δ is
+    ``Σ_i δ(l+1) [1; a(l)]ᵀ`` for every l, unrolled like θ in float64 (None unless
+    ``need_grad``). Division by m and the penalty are added by the caller, once, for every
+    backend alike.
 ``forward(theta, layers, X, activation, logits=False)``
-    The outputs h_Θ(x) = σ(z(L)), or z(L) with ``logits``, shape (m, K), in the dtype of θ.
+    The outputs h_Θ(x) = σ(z(L)), or z(L) with ``logits``, shape (m, K), in the dtype of θ; X
+    is a checked in-memory array, a prepared ``inputs``, or an array the backend ``holds``.
+``holds(X)``
+    True when X is an array this backend computes on where it lies (a Dask array for
+    ``"dask"``), which callers then leave where it is instead of gathering it.
 
-Inputs are trusted: :mod:`fastnn._validation` has checked and converted them.
+Inputs given to ``loss_and_delta`` and ``forward`` are trusted: ``prepare`` and
+:mod:`fastnn._validation` have checked and converted them.
 """
 
 from itertools import pairwise
@@ -18,19 +30,27 @@ import numba
 from threadpoolctl import threadpool_limits
 
 from fastnn._validation import check_choice
-from fastnn.backends import _numpy
-from fastnn.backends._numba import NumbaBackend
+from fastnn.backends._base import Backend, LocalData
+from fastnn.backends._dask import DaskBackend
+from fastnn.backends._numba import PARALLEL, SERIAL
+from fastnn.backends._numpy import NumpyBackend
+
+__all__ = ["BACKENDS", "Backend", "LocalData", "auto_backend", "available_backends",
+           "get_backend", "get_num_threads", "set_num_threads"]
 
 BACKENDS = {
-    "numpy": _numpy,
-    "numba": NumbaBackend(parallel=False),
-    "numba-parallel": NumbaBackend(parallel=True),
+    "numpy": NumpyBackend(),
+    "numba": SERIAL,
+    "numba-parallel": PARALLEL,
+    "dask": DaskBackend(),
 }
+"""Backend name → implementation. ``"auto"`` is resolved by :func:`auto_backend`."""
 
 
 def available_backends():
-    """Names ``backend=`` accepts besides ``"auto"``: ``("numpy", "numba", "numba-parallel")``."""
-    return tuple(BACKENDS)
+    """Names of the backends that compute in this process (``backend=`` also takes ``"auto"``
+    and ``"dask"``): ``("numpy", "numba", "numba-parallel")``."""
+    return tuple(name for name, backend in BACKENDS.items() if backend.in_process)
 
 
 def get_backend(name, layers):
@@ -52,7 +72,7 @@ time in float64, 0.95× in float32)."""
 
 
 def auto_backend(layers):
-    """The backend measured fastest for a network of these layer sizes."""
+    """The name of the backend measured fastest for a network of these layer sizes."""
     largest = max(s_in * s_out for s_in, s_out in pairwise(layers))
     return "numpy" if largest >= AUTO_NUMPY_MIN_WEIGHTS else "numba-parallel"
 

@@ -23,7 +23,8 @@ import copy
 import numpy as np
 
 from fastnn._validation import check_targets, check_X
-from fastnn.backends import BACKENDS
+from fastnn.backends._base import Backend, LocalData
+from fastnn.backends._numba import PARALLEL, SERIAL
 
 INSTALL = 'pip install "fastnn[dask]"'
 
@@ -55,7 +56,7 @@ def _client(client):
 def _load_chunk(X_block, y_block, n_features, K, dtype):
     """One chunk checked and converted, on the worker that holds it."""
     X_block = check_X(X_block, n_features, dtype)
-    return X_block, check_targets(y_block, X_block.shape[0], K, dtype)
+    return LocalData(X_block, check_targets(y_block, X_block.shape[0], K, dtype))
 
 
 def _kernel():
@@ -66,18 +67,23 @@ def _kernel():
         n_threads = get_worker().state.nthreads
     except ValueError:  # run outside a worker (e.g. the synchronous scheduler)
         n_threads = 1
-    return BACKENDS["numba-parallel" if n_threads > 1 else "numba"]
+    return PARALLEL if n_threads > 1 else SERIAL
 
 
 def _chunk_loss_and_delta(theta, chunk, rows, layers, activation, loss, need_grad):
-    X, targets = chunk
     if rows is not None:
-        X, targets = X[rows], targets.take(rows)
-    return _kernel().loss_and_delta(theta, layers, X, targets, activation, loss, need_grad)
+        chunk = chunk.take(rows)
+    return _kernel().loss_and_delta(theta, layers, chunk, activation, loss, need_grad)
 
 
 def _chunk_forward(theta, chunk, layers, activation, logits):
-    return _kernel().forward(theta, layers, chunk[0], activation, logits)
+    return _kernel().forward(theta, layers, chunk.X, activation, logits)
+
+
+def _block_forward(X_block, theta, layers, activation, logits):
+    """h_Θ(x) (or z(L)) of one block of a Dask array, on the worker that holds it."""
+    X_block = check_X(X_block, layers[0], theta.dtype)
+    return _kernel().forward(theta, layers, X_block, activation, logits)
 
 
 def _add(a, b):
@@ -140,6 +146,14 @@ class DistributedData:
         self.row_starts = np.cumsum((0, *X.chunks[0]))
         self.parts = [(chunk, None) for chunk in self.chunks]
 
+    targets = None
+    """The targets stay on the workers, with their chunks."""
+
+    @property
+    def inputs(self):
+        """What :meth:`DaskBackend.forward` takes for these examples: the data themselves."""
+        return self
+
     def take(self, rows):
         """The examples ``rows`` (indices into 0 ... m−1, or a slice) where they are: a view
         whose ``parts`` pair each chunk that holds some of them with their local indices."""
@@ -163,22 +177,64 @@ def _send(client, theta):
     return client.submit(_identity, theta, pure=False)
 
 
-def loss_and_delta(theta, layers, data, targets, activation, loss, need_grad):
-    """Σ_i Σ_k loss term and the Δ(l) sums over the examples of ``data`` (all of them, or a
-    :meth:`DistributedData.take` batch; ``targets`` unused: the chunks carry their own)."""
-    client = data.client
-    theta_future = _send(client, theta)
-    partials = [client.submit(_chunk_loss_and_delta, theta_future, chunk, rows, tuple(layers),
-                              activation, loss, need_grad, pure=False)
-                for chunk, rows in data.parts]
-    return _tree_sum(client, partials)
+def _is_dask_array(X):
+    return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "map_blocks")
 
 
-def forward(theta, layers, data, activation, logits=False):
-    """Outputs h_Θ(x) (or z(L)) of every example, gathered in row order, shape (m, K)."""
-    client = data.client
-    theta_future = _send(client, theta)
-    outputs = [client.submit(_chunk_forward, theta_future, chunk, tuple(layers), activation,
-                             logits, pure=False)
-               for chunk in data.chunks]
-    return np.concatenate(client.gather(outputs))
+class DaskBackend(Backend):
+    """``"dask"``: the Numba kernels run on the row chunks of data kept on a Dask cluster."""
+
+    in_process = False
+
+    def prepare(self, X, y, layers, dtype, client=None):
+        """X and y cut by rows onto the workers of ``client`` (:class:`DistributedData`)."""
+        return DistributedData(X, y, layers, dtype, client)
+
+    def holds(self, X):
+        """Dask arrays are computed on where they are."""
+        return _is_dask_array(X)
+
+    def loss_and_delta(self, theta, layers, data, activation, loss, need_grad):
+        """Σ_i Σ_k loss term and the Δ(l) sums over the examples of ``data`` (all of them, or a
+        :meth:`DistributedData.take` batch), added in a tree on the workers."""
+        client = data.client
+        theta_future = _send(client, theta)
+        partials = [client.submit(_chunk_loss_and_delta, theta_future, chunk, rows,
+                                  tuple(layers), activation, loss, need_grad, pure=False)
+                    for chunk, rows in data.parts]
+        return _tree_sum(client, partials)
+
+    def forward(self, theta, layers, X, activation, logits=False):
+        """Outputs h_Θ(x) (or z(L)), shape (m, K): a Dask array chunked like X for a Dask
+        array; gathered in row order for :class:`DistributedData`."""
+        if isinstance(X, DistributedData):
+            client = X.client
+            theta_future = _send(client, theta)
+            outputs = [client.submit(_chunk_forward, theta_future, chunk, tuple(layers),
+                                     activation, logits, pure=False)
+                       for chunk in X.chunks]
+            return np.concatenate(client.gather(outputs))
+        if _is_dask_array(X):
+            if X.ndim != 2 or X.shape[1] != layers[0]:
+                raise ValueError(f"X: expected shape (m, {layers[0]}), got {X.shape}")
+            X = X.rechunk({1: -1})
+            return X.map_blocks(_block_forward, theta, tuple(layers), activation, logits,
+                                dtype=theta.dtype, chunks=(X.chunks[0], (layers[-1],)))
+        raise TypeError(f'X: backend="dask" computes on Dask arrays, got {type(X).__name__}; '
+                        "use an in-process backend for in-memory data")
+
+    def classes(self, y):
+        """The distinct labels of y (a Dask array or array-like), found where y lies."""
+        da = _modules()[1]
+        y = y if _is_dask_array(y) else da.asarray(np.asarray(y))
+        return np.unique(da.unique(y).compute())
+
+    def encode(self, y, classes):
+        """y as indices into ``classes``, chunk by chunk on the workers (a Dask array)."""
+        da = _modules()[1]
+        y = y if _is_dask_array(y) else da.asarray(np.asarray(y))
+        return y.map_blocks(_encode_block, classes, dtype=np.int64)
+
+
+def _encode_block(y_block, classes):
+    return np.searchsorted(classes, y_block)

@@ -40,6 +40,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastnn.activations import ACTIVATIONS, activate, derivative, sigmoid
+from fastnn.backends._base import Backend
 from fastnn.losses import LOSSES, loss_term_and_delta
 from fastnn.network import theta_offsets
 
@@ -140,7 +141,8 @@ def _rows(buf, layers, unit_offsets, l, nb):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _forward_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X_block, activation, acts):
+def _propagate_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X_block, activation,
+                     acts):
     """A(l+1) = g(A(l) W(l)ᵀ + Θ(l)[:, 0]) for a block of examples (rows); z(L) last, not σ."""
     nb = X_block.shape[0]
     n_weights = layers.shape[0] - 1
@@ -233,7 +235,7 @@ def _loss_and_delta_chunks(
             stop = min(start + BLOCK, chunk_stop)
             X_block = X[start:stop]
             nb = stop - start
-            _forward_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X_block,
+            _propagate_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X_block,
                            activation, acts)
             Z_out = _rows(acts, layers, unit_offsets, L - 1, nb)
             d_out = _rows(deltas, layers, unit_offsets, L - 1, nb)
@@ -282,7 +284,7 @@ def _forward_chunks(
         chunk_stop = (c + 1) * m // n_chunks
         for start in range(c * m // n_chunks, chunk_stop, BLOCK):
             stop = min(start + BLOCK, chunk_stop)
-            _forward_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X[start:stop],
+            _propagate_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X[start:stop],
                            activation, acts)
             Z_out = _rows(acts, layers, unit_offsets, L - 1, stop - start)
             for b in range(stop - start):
@@ -306,7 +308,7 @@ def _compile(py_func, parallel):
     return njit(cache=True, parallel=parallel)(py_func)
 
 
-class NumbaBackend:
+class NumbaBackend(Backend):
     """One of the two compilations of the kernels, behind the backend interface."""
 
     def __init__(self, parallel):
@@ -321,8 +323,9 @@ class NumbaBackend:
         w_offsets = np.concatenate(([0], np.cumsum(layers[:-1] * layers[1:])))
         return layers, theta_offsets(layers), unit_offsets, w_offsets
 
-    def loss_and_delta(self, theta, layers, X, targets, activation, loss, need_grad):
+    def loss_and_delta(self, theta, layers, data, activation, loss, need_grad):
         """Σ_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
+        X, targets = data.X, data.targets
         total, Delta = self._loss_and_delta(
             theta, *self._layout(layers), X, targets.labels, targets.Y,
             ACTIVATIONS[activation].code, LOSSES[loss], need_grad, n_chunks(X.shape[0]),
@@ -337,3 +340,9 @@ class NumbaBackend:
             n_chunks(X.shape[0]), H,
         )
         return H
+
+
+SERIAL = NumbaBackend(parallel=False)
+"""``"numba"``: the kernels compiled for one thread."""
+PARALLEL = NumbaBackend(parallel=True)
+"""``"numba-parallel"``: the same kernels with the chunks spread over Numba's threads."""

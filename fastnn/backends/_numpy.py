@@ -13,13 +13,14 @@ bounded whatever m is.
 import numpy as np
 
 from fastnn.activations import ACTIVATIONS
+from fastnn.backends._base import Backend
 from fastnn.losses import LOSSES, NUMPY_LOSSES
-from fastnn.network import n_params, unpack
+from fastnn.network import n_params, views
 
 BLOCK_ROWS = 4096
 
 
-def _forward_block(thetas, X_block, act):
+def _propagate(thetas, X_block, act):
     """Activations ``[X, A(2), ..., A(L-1)]`` of a block and the output pre-activation Z(L)."""
     A = [X_block]
     for theta in thetas[:-1]:
@@ -28,18 +29,30 @@ def _forward_block(thetas, X_block, act):
     return A, Z_out
 
 
+class NumpyBackend(Backend):
+    """The vectorized backend (``"numpy"``): BLAS matrix products on blocks of examples."""
+
+    def loss_and_delta(self, theta, layers, data, activation, loss, need_grad):
+        """Σ_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
+        return loss_and_delta(theta, layers, data.X, data.targets, activation, loss, need_grad)
+
+    def forward(self, theta, layers, X, activation, logits=False):
+        """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
+        return forward(theta, layers, X, activation, logits)
+
+
 def loss_and_delta(theta, layers, X, targets, activation, loss, need_grad):
     """Σ_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
     act = ACTIVATIONS[activation]
     loss_fn = NUMPY_LOSSES[LOSSES[loss]]
-    thetas = unpack(theta, layers)
+    thetas = views(theta, layers)
     Delta = np.zeros(n_params(layers)) if need_grad else None
-    Deltas = unpack(Delta, layers) if need_grad else None
+    Deltas = views(Delta, layers) if need_grad else None
     total = 0.0
     for start in range(0, X.shape[0], BLOCK_ROWS):
         rows = slice(start, start + BLOCK_ROWS)
         with np.errstate(under="ignore"):  # e^{−800} → 0 is the right answer, not an error
-            A, Z_out = _forward_block(thetas, X[rows], act)
+            A, Z_out = _propagate(thetas, X[rows], act)
             terms, delta = loss_fn(Z_out, targets.one_hot(rows, X.dtype))
         total += terms
         if not need_grad:
@@ -56,11 +69,11 @@ def loss_and_delta(theta, layers, X, targets, activation, loss, need_grad):
 def forward(theta, layers, X, activation, logits=False):
     """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
     act = ACTIVATIONS[activation]
-    thetas = unpack(theta, layers)
+    thetas = views(theta, layers)
     H = np.empty((X.shape[0], layers[-1]), dtype=theta.dtype)
     for start in range(0, X.shape[0], BLOCK_ROWS):
         rows = slice(start, start + BLOCK_ROWS)
         with np.errstate(under="ignore"):
-            Z_out = _forward_block(thetas, X[rows], act)[1]
+            Z_out = _propagate(thetas, X[rows], act)[1]
             H[rows] = Z_out if logits else ACTIVATIONS["sigmoid"].forward(Z_out)
     return H
