@@ -17,7 +17,8 @@ __version__ = "0.1.0"
 
 # The estimator and model files need scikit-learn, which takes about half a second to import;
 # they are loaded on first use so that the engine alone starts fast.
-_LAZY = {"MLPClassifier": "fastnn.estimator", "ModelFileError": "fastnn.io", "load": "fastnn.io"}
+_LAZY = {"MLPClassifier": "fastnn.estimator", "ModelFileError": "fastnn.io",
+         "load": "fastnn.estimator"}
 
 
 def __getattr__(name):

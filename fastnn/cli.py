@@ -14,11 +14,12 @@ import numba
 import numpy as np
 
 from fastnn._validation import check_lam
-from fastnn.backends import available_backends
+from fastnn.activations import ACTIVATIONS
+from fastnn.backends import BACKENDS, available_backends
 from fastnn.cost import check_gradients, cost_and_grad
+from fastnn.losses import LOSSES
 from fastnn.network import init_weights, n_params, pack
-
-SOLVER_NAMES = ("lbfgs", "gd", "sgd", "adam")
+from fastnn.trainer import SOLVERS, TrainingDiverged
 
 
 class CommandError(Exception):
@@ -95,8 +96,7 @@ def train_command(args):
     classifier = MLPClassifier(
         hidden_layer_sizes=tuple(args.hidden), alpha=args.alpha, solver=args.solver,
         learning_rate_init=args.lr, max_iter=args.max_iter, batch_size=args.batch_size,
-        backend=backend, dtype=args.dtype, random_state=args.seed,
-        verbose=not args.quiet, n_iter_no_change=0 if args.solver == "lbfgs" else 10,
+        backend=backend, dtype=args.dtype, random_state=args.seed, verbose=not args.quiet,
     )
     from sklearn.exceptions import ConvergenceWarning
 
@@ -179,7 +179,7 @@ def plot_history(history, path):
 
 def predict_command(args):
     """Predicted labels of DATA, one per line."""
-    from fastnn.io import load
+    from fastnn.estimator import load
 
     if not os.path.isfile(args.model):
         raise CommandError(f"model file not found: {args.model}")
@@ -289,15 +289,14 @@ def build_parser():
     train.add_argument("--hidden", type=int, nargs="+", default=[25], metavar="UNITS",
                        help="units of each hidden layer (default: 25)")
     train.add_argument("--alpha", type=float, default=1.0, help="λ, the L2 penalty (default: 1)")
-    train.add_argument("--solver", choices=SOLVER_NAMES, default="lbfgs")
+    train.add_argument("--solver", choices=SOLVERS, default="lbfgs")
     train.add_argument("--lr", type=float, default=1e-3,
                        help="learning rate of gd, sgd and adam (default: 0.001)")
     train.add_argument("--max-iter", type=int, default=400,
                        help="iterations (lbfgs, gd) or epochs (sgd, adam) (default: 400)")
     train.add_argument("--batch-size", type=_batch_size, default="auto",
                        help="mini-batch size of sgd and adam (default: auto, min(200, m))")
-    train.add_argument("--backend", choices=("auto", *available_backends(), "dask"),
-                       default="auto")
+    train.add_argument("--backend", choices=("auto", *BACKENDS), default="auto")
     train.add_argument("--scheduler", metavar="ADDRESS|local",
                        help="train on a Dask cluster: a scheduler's address, or local for a "
                        "LocalCluster with one worker process per core (needs fastnn[dask])")
@@ -330,9 +329,8 @@ def build_parser():
                        help="layer sizes s_1 ... s_L (default: 3 5 3)")
     check.add_argument("--m", type=int, default=5, help="number of examples (default: 5)")
     check.add_argument("--lam", type=float, default=1.0, help="λ (default: 1)")
-    check.add_argument("--loss", choices=["cross_entropy", "squared_error"],
-                       default="cross_entropy")
-    check.add_argument("--activation", choices=["sigmoid", "tanh", "relu"], default="sigmoid")
+    check.add_argument("--loss", choices=list(LOSSES), default="cross_entropy")
+    check.add_argument("--activation", choices=list(ACTIVATIONS), default="sigmoid")
     check.add_argument("--seed", type=int, default=0)
     check.add_argument("--tolerance", type=float, default=1e-7,
                        help="largest relative difference that passes (default: 1e-7; a correct "
@@ -376,7 +374,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (CommandError, ValueError, TypeError, OSError) as error:
+    except (CommandError, TrainingDiverged, ValueError, TypeError, OSError) as error:
         print(f"fastnn {args.command}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -7,20 +7,30 @@ output per class (prediction by argmax), multi-label indicator targets one outpu
 """
 
 import warnings
+from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from fastnn._validation import FLOAT_DTYPES, check_choice
+from fastnn.activations import ACTIVATIONS
+from fastnn.backends import BACKENDS
 from fastnn.cost import Objective, forward
+from fastnn.io import ModelFileError, read_model, write_model
+from fastnn.losses import LOSSES
 from fastnn.network import init_weights, pack, theta_shapes, unpack
-from fastnn.trainer import SOLVERS, TrainingDiverged, train
+from fastnn.optim import make_optimizer
+from fastnn.trainer import SOLVERS, STOCHASTIC_SOLVERS, TrainingDiverged, train
 
-STOCHASTIC_SOLVERS = ("sgd", "adam")
+__all__ = ["MLPClassifier", "load"]
+
+FILE_FIELDS = ("loss", "activation", "dtype")
+"""Parameters a model file keeps as fields of their own; the others go under ``training``."""
 
 
 class MLPClassifier(ClassifierMixin, BaseEstimator):
@@ -40,19 +50,24 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     max_iter : int, default 200
         Iterations (lbfgs, gd) or epochs (sgd, adam).
     tol : float, default 1e-4
-        Improvement below which an iteration counts as none (see ``n_iter_no_change``).
+        lbfgs and gd stop when the largest component of the gradient is at most ``tol``; for
+        sgd and adam, the improvement below which an epoch counts as none (see
+        ``n_iter_no_change``).
     early_stopping : bool, default False
-        Hold out ``validation_fraction`` of the training data (stratified), stop when its
-        accuracy has not improved by ``tol`` for ``n_iter_no_change`` iterations, and keep the
-        best parameters.
+        For sgd and adam (as in scikit-learn): hold out ``validation_fraction`` of the training
+        data (stratified), stop when its accuracy has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the best parameters.
     validation_fraction : float, default 0.1
     n_iter_no_change : int, default 10
+        Epochs without improvement after which sgd and adam stop; 0 never stops them early.
+        Like scikit-learn's, it does not apply to lbfgs and gd.
     momentum : float, default 0.9
     nesterovs_momentum : bool, default True
     random_state : None, int or numpy.random.Generator
-        Initial weights, mini-batch order and the early-stopping split.
+        Initial weights, mini-batch order and the early-stopping split. A model file stores
+        None or an int; save refuses a Generator (its repr would not give it back).
     verbose : bool, default False
-        Show a progress bar.
+        Show a progress bar (on a terminal).
     warm_start : bool, default False
         Continue from the previous fit's weights.
     backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}, default "auto"
@@ -74,11 +89,35 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     n_iter_ : int
     best_loss_ : float
     validation_scores_ : list of float
-        Validation accuracy per iteration, when ``early_stopping``.
+        Validation accuracy per epoch, when ``early_stopping`` (sgd, adam).
     history_ : fastnn.trainer.History
-        Every iteration's record (cost, time, validation cost and accuracy).
+        Every iteration's record of the last fit (cost, time, validation cost and accuracy);
+        not kept in model files.
     n_features_in_ : int
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "solver": [StrOptions(set(SOLVERS))],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 0, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "random_state": [None, Interval(Integral, 0, 2**32 - 1, closed="both"),
+                         np.random.Generator],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "backend": [StrOptions({"auto", *BACKENDS})],
+        "loss": [StrOptions(set(LOSSES))],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dtype": [StrOptions({"float32", "float64"})],
+    }
 
     def __init__(self, hidden_layer_sizes=(100,), alpha=1e-4, solver="adam",
                  learning_rate_init=1e-3, batch_size="auto", max_iter=200, tol=1e-4,
@@ -116,35 +155,29 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     # -- fitting -----------------------------------------------------------------------------
 
     def _dtype(self):
-        dtype = np.dtype(self.dtype)
-        if dtype not in FLOAT_DTYPES:
-            raise ValueError(f"dtype: expected 'float32' or 'float64', got {self.dtype!r}")
-        return dtype
+        return np.dtype(self.dtype)
 
-    def _layers(self, n_features, n_outputs):
+    def _hidden(self):
+        """The hidden layer sizes as a list of ints (a single int means one layer)."""
         hidden = self.hidden_layer_sizes
         hidden = [hidden] if np.isscalar(hidden) else list(hidden)
-        if not all(isinstance(size, (int, np.integer)) and size > 0 for size in hidden):
+        if not all(isinstance(size, Integral) and size > 0 for size in hidden):
             raise ValueError(f"hidden_layer_sizes: expected positive integers, got {hidden}")
-        return [n_features, *(int(size) for size in hidden), n_outputs]
+        return [int(size) for size in hidden]
 
-    def _validate_params(self):
-        check_choice(self.solver, "solver", SOLVERS)
-        if not (isinstance(self.max_iter, (int, np.integer)) and self.max_iter >= 1):
-            raise ValueError(f"max_iter: expected a positive integer, got {self.max_iter!r}")
-        if not self.learning_rate_init > 0:
-            raise ValueError(
-                f"learning_rate_init: expected a number > 0, got {self.learning_rate_init!r}")
-        if self.batch_size != "auto" and not (
-                isinstance(self.batch_size, (int, np.integer)) and self.batch_size >= 1):
-            raise ValueError(
-                f"batch_size: expected a positive integer or 'auto', got {self.batch_size!r}")
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(
-                f"validation_fraction: expected a number in (0, 1), "
-                f"got {self.validation_fraction!r}")
-        if not self.momentum >= 0:
-            raise ValueError(f"momentum: expected a number >= 0, got {self.momentum!r}")
+    def _layers(self, n_features, n_outputs):
+        return [n_features, *self._hidden(), n_outputs]
+
+    @property
+    def _remote(self):
+        """The backend when it computes elsewhere on data it keeps there, else None."""
+        backend = BACKENDS.get(self.backend)
+        return None if backend is None or backend.in_process else backend
+
+    @property
+    def _local_backend(self):
+        """The backend for in-memory data (validation, prediction)."""
+        return "auto" if self._remote is not None else self.backend
 
     def _encode_targets(self, y, classes=None):
         """Set ``classes_`` (first call) and return y encoded for the objective."""
@@ -199,8 +232,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if not warm:
             for attribute in ("classes_", "_optimizer"):
                 self.__dict__.pop(attribute, None)
-        if self.backend == "dask":
-            X, y_encoded = self._distributed_data(X, y, warm)
+        if self._remote is not None:
+            X, y_encoded = self._remote_data(X, y, warm)
         else:
             X, y = validate_data(self, X, y, reset=not warm, multi_output=True,
                                  dtype=self._dtype(), y_numeric=False)
@@ -212,39 +245,36 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return self._fit(X, y_encoded, max_iter=self.max_iter, solver=self.solver,
                          warm=warm, keep_optimizer=False, validation_data=validation_data)
 
-    def _distributed_data(self, X, y, warm):
-        """X and y for ``backend="dask"``, left where they are: the classes come from one pass
-        over y (``dask.array.unique``), and y is encoded chunk by chunk on the workers."""
-        from fastnn.backends._dask import _modules
-
-        da = _modules()[1]
-        if self.early_stopping:
-            raise ValueError('early_stopping: with backend="dask", pass validation_data to '
-                             "fit (no hold-out split is drawn from distributed data)")
+    def _remote_data(self, X, y, warm):
+        """X and y for a backend that keeps them where they are (``"dask"``): the classes come
+        from one pass over y there, and y is encoded there, chunk by chunk."""
+        if self.early_stopping and self.solver in STOCHASTIC_SOLVERS:
+            raise ValueError(f'early_stopping: with backend="{self.backend}", pass '
+                             "validation_data to fit (no hold-out split is drawn from "
+                             "distributed data)")
         if np.ndim(X) != 2:
             raise ValueError(f"X: expected a 2-D array, got shape {np.shape(X)}")
         if warm and X.shape[1] != self.n_features_in_:
             raise ValueError(f"X: has {X.shape[1]} features, but {type(self).__name__} is "
                              f"expecting {self.n_features_in_} features as input")
         self.n_features_in_ = int(X.shape[1])
-        y = y if isinstance(y, da.Array) else da.asarray(np.asarray(y))
         if not hasattr(self, "classes_"):
-            self._multilabel = y.ndim == 2
-            self.classes_ = (np.arange(y.shape[1]) if self._multilabel
-                             else np.unique(da.unique(y).compute()))
+            self._multilabel = np.ndim(y) == 2
+            self.classes_ = (np.arange(np.shape(y)[1]) if self._multilabel
+                             else self._remote.classes(y))
             if self.classes_.shape[0] < 2:
                 raise ValueError(f"y: needs samples of at least 2 classes, got 1 class "
                                  f"({self.classes_[0]!r})")
         if self._multilabel:
             return X, y
-        classes = self.classes_
-        return X, y.map_blocks(lambda block: np.searchsorted(classes, block), dtype=np.int64)
+        return X, self._remote.encode(y, self.classes_)
 
     def partial_fit(self, X, y, classes=None):
         """One epoch of the mini-batch solver (``sgd`` or ``adam``) on X, y.
 
         ``classes`` (all labels that will ever appear) is required on the first call unless y
-        is a multi-label indicator matrix.
+        is a multi-label indicator matrix. A model read by :func:`fastnn.load` continues with
+        the step rule's state (velocity, moments) it was saved with.
         """
         self._validate_params()
         if self.solver not in STOCHASTIC_SOLVERS:
@@ -270,9 +300,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             theta = pack(self.thetas_).astype(self._dtype())
         else:
             theta = pack(init_weights(layers, seed=rng, dtype=self._dtype()))
+        stochastic = solver in STOCHASTIC_SOLVERS
         validation = None
         X_train, y_train = X, y
-        if self.early_stopping and max_iter > 1 and validation_data is None:
+        if self.early_stopping and stochastic and max_iter > 1 and validation_data is None:
             stratifiable = not self._multilabel and np.bincount(y).min(initial=2) >= 2
             stratify = y if stratifiable else None
             X_train, X_val, y_train, y_val = train_test_split(
@@ -314,25 +345,18 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = (self.loss_curve_ if warm else []) + history["cost"]
         self.n_iter_ = (self.n_iter_ if warm else 0) + len(history)
         self.best_loss_ = float(min(best_loss, self.best_loss_) if warm else best_loss)
-        self.validation_scores_ = history["val_accuracy"] if self.early_stopping else None
+        monitored = self.early_stopping and self.solver in STOCHASTIC_SOLVERS
+        scores = history["val_accuracy"] if monitored else None
+        self.validation_scores_ = ((self.validation_scores_ or []) + scores
+                                   if warm and scores is not None else scores)
 
     # -- prediction --------------------------------------------------------------------------
 
-    @property
-    def _local_backend(self):
-        """The backend for in-memory data (validation, prediction)."""
-        return "auto" if self.backend == "dask" else self.backend
-
     def _forward(self, X, logits=False):
         check_is_fitted(self, "thetas_")
-        if _is_dask_array(X):
-            if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-                raise ValueError(f"X: expected shape (m, {self.n_features_in_}), got "
-                                 f"{X.shape}")
-            X = X.rechunk({1: -1})
-            return X.map_blocks(_forward_block, self.thetas_, self.activation, logits,
-                                dtype=self._dtype(),
-                                chunks=(X.chunks[0], (self.thetas_[-1].shape[0],)))
+        if self._remote is not None and self._remote.holds(X):
+            return self._remote.forward(pack(self.thetas_), self._layers(
+                self.n_features_in_, self.thetas_[-1].shape[0]), X, self.activation, logits)
         X = validate_data(self, X, reset=False, dtype=self._dtype())
         return forward(self.thetas_, X, activation=self.activation,
                        backend=self._local_backend, logits=logits)
@@ -363,21 +387,123 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if self._multilabel:
             return (H >= 0.5).astype(np.int64)
         index = (H[:, 0] >= 0.5).astype(np.intp) if H.shape[1] == 1 else H.argmax(axis=1)
-        if _is_dask_array(index):
+        if not isinstance(index, np.ndarray):  # an array left where it is, e.g. on Dask
             return index.map_blocks(self.classes_.take, dtype=self.classes_.dtype)
         return self.classes_[index]
 
+    # -- model files -------------------------------------------------------------------------
+
     def save(self, path):
-        """Write the fitted model to ``path`` (one ``.npz`` file; see :func:`fastnn.load`)."""
-        from fastnn.io import save
+        """Write the fitted model to ``path`` (one ``.npz`` file; see :func:`fastnn.load`).
 
-        save(self, path)
+        Everything needed to predict and to continue training is kept: Θ(l), the classes, the
+        parameters, the loss curve, and the step rule's state after sgd or adam.
+
+        Raises
+        ------
+        TypeError
+            When a parameter cannot be stored faithfully (a ``numpy.random.Generator`` as
+            ``random_state``, say): the message names it.
+        """
+        check_is_fitted(self, "thetas_")
+        classes = np.asarray(self.classes_)
+        if classes.dtype.kind == "O" and all(isinstance(label, str) for label in classes):
+            classes = classes.astype(str)
+        if classes.dtype.kind not in "biufU":
+            raise TypeError("classes_: only numeric or string class labels can be saved "
+                            f"without pickle, got dtype {self.classes_.dtype}")
+        layers = self._layers(self.n_features_in_, self.thetas_[-1].shape[0])
+        params = self.get_params(deep=False)
+        optimizer = getattr(self, "_optimizer", None)
+        t, optimizer_arrays = optimizer.state() if optimizer is not None else (0, {})
+        metadata = {
+            "estimator": type(self).__name__,
+            "layers": layers,
+            "target": ("multilabel" if self._multilabel
+                       else "binary" if layers[-1] == 1 else "multiclass"),
+            **{name: params.pop(name) for name in FILE_FIELDS},
+            "n_iter": self.n_iter_,
+            "training": params,
+            "loss_curve": self.loss_curve_,
+            "best_loss": self.best_loss_ if np.isfinite(self.best_loss_) else None,
+            "validation_scores": self.validation_scores_,
+            "optimizer": {"solver": self.solver, "t": t} if optimizer is not None else None,
+            "input_scaling": None,
+        }
+        arrays = {"classes": classes,
+                  **{f"theta_{l}": theta for l, theta in enumerate(self.thetas_)},
+                  **{f"optimizer_{name}": array for name, array in optimizer_arrays.items()}}
+        write_model(path, arrays, metadata)
+
+    @classmethod
+    def _from_file(cls, arrays, metadata, path):
+        """The fitted estimator a model file holds; ModelFileError when its settings or
+        shapes do not make one."""
+        layers = metadata["layers"]
+        settings = dict(metadata["training"])
+        unknown = sorted(set(settings) - (set(cls._get_param_names()) - set(FILE_FIELDS)))
+        if unknown:
+            raise ModelFileError(f"{path}: training settings {unknown} are not parameters of "
+                                 f"{cls.__name__}")
+        if isinstance(settings.get("hidden_layer_sizes"), list):
+            settings["hidden_layer_sizes"] = tuple(settings["hidden_layer_sizes"])
+        estimator = cls(**{name: metadata[name] for name in FILE_FIELDS}, **settings)
+        try:
+            estimator._validate_params()
+            hidden = estimator._hidden()
+        except (InvalidParameterError, ValueError) as error:
+            raise ModelFileError(f"{path}: {error}") from None
+        classes = arrays["classes"]
+        multilabel = metadata["target"] == "multilabel"
+        K = classes.shape[0] if multilabel or classes.shape[0] > 2 else 1
+        if hidden != layers[1:-1] or K != layers[-1] or classes.shape[0] < 2:
+            raise ModelFileError(f"{path}: layers {layers} do not match hidden_layer_sizes "
+                                 f"{hidden} and {classes.shape[0]} classes")
+        estimator.thetas_ = [np.ascontiguousarray(theta) for theta in arrays["thetas"]]
+        estimator.classes_ = classes
+        estimator._multilabel = multilabel
+        estimator.n_features_in_ = layers[0]
+        estimator.loss_curve_ = list(metadata.get("loss_curve", []))
+        estimator.n_iter_ = metadata["n_iter"]
+        best_loss = metadata.get("best_loss")
+        estimator.best_loss_ = float("inf") if best_loss is None else float(best_loss)
+        estimator.validation_scores_ = metadata.get("validation_scores")
+        saved = metadata.get("optimizer")
+        if saved is not None:
+            try:
+                estimator._optimizer = make_optimizer(
+                    saved["solver"], sum(theta.size for theta in estimator.thetas_),
+                    estimator.learning_rate_init, estimator.momentum,
+                    estimator.nesterovs_momentum).restore(saved["t"], arrays["optimizer"])
+            except (KeyError, TypeError, ValueError) as error:
+                raise ModelFileError(f"{path}: optimizer state: {error}") from None
+        return estimator
 
 
-def _is_dask_array(X):
-    return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "map_blocks")
+ESTIMATORS = {"MLPClassifier": MLPClassifier}
+"""The estimators a model file can hold, by the name it records."""
 
 
-def _forward_block(X_block, thetas, activation, logits):
-    """h_Θ(x) (or z(L)) of one in-memory chunk, on the worker that holds it."""
-    return forward(thetas, X_block, activation=activation, logits=logits)
+def load(path):
+    """Read a model file written by :meth:`MLPClassifier.save`.
+
+    Returns
+    -------
+    estimator : fastnn.MLPClassifier
+        Fitted, predicting exactly as the saved one did, and able to continue training
+        (``partial_fit``, or ``fit`` with ``warm_start=True``).
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ModelFileError
+        A truncated, corrupted or foreign file, an unknown format version, or metadata that
+        do not describe a model.
+    """
+    arrays, metadata = read_model(path)
+    estimator_class = ESTIMATORS.get(metadata["estimator"])
+    if estimator_class is None:
+        raise ModelFileError(f"{path}: holds a {metadata['estimator']!r}, which this fastnn "
+                             f"does not know (it knows {sorted(ESTIMATORS)})")
+    return estimator_class._from_file(arrays, metadata, path)

@@ -1,18 +1,25 @@
-"""Model files: one ``.npz`` with the Θ(l) matrices and JSON metadata, no pickle anywhere.
+"""Model files: one ``.npz`` of arrays and JSON metadata, no pickle anywhere.
+
+This module owns the file format and nothing else: it writes arrays and metadata, and reads
+them back with every field checked. The estimators turn their fitted state into that form and
+back (:meth:`fastnn.MLPClassifier.save`, :func:`fastnn.load`).
 
 Arrays in the file: ``theta_0 ... theta_{L-2}`` (Θ(1) ... Θ(L-1)), ``classes`` (numbers or
-strings) and ``metadata`` (a JSON string: ``format_version``, ``layers``, ``target``
-("binary", "multiclass" or "multilabel"), ``loss``, ``activation``, ``dtype``, the training
-settings, and ``input_scaling``). Θ(1) acts on the raw inputs: fastnn scales nothing in
-training, so ``input_scaling`` is null.
+strings), optionally ``optimizer_<name>`` (the state of the mini-batch step rule, to continue
+training exactly), and ``metadata``, a JSON string with the fields of :data:`FIELDS`. Θ(1) acts
+on the raw inputs: fastnn scales nothing in training, so ``input_scaling`` is null.
 
 Files are written atomically: to a temporary file in the same folder, flushed to disk, then
-renamed over the target, so a crash mid-save leaves the previous file intact. They are read with
-``allow_pickle=False``, so loading an untrusted file cannot run code.
+renamed over the target, so a crash mid-save leaves the previous file intact. A new file gets
+the permissions any file the user creates gets (``0666`` less the umask); an overwritten file
+keeps its mode. Files are read with ``allow_pickle=False``, so loading an untrusted file cannot
+run code.
 """
 
 import json
+import math
 import os
+import stat
 import tempfile
 import zipfile
 
@@ -22,60 +29,92 @@ from fastnn.network import theta_shapes
 
 FORMAT = "fastnn-model"
 FORMAT_VERSION = 1
-TRAINING_SETTINGS = (
-    "hidden_layer_sizes", "alpha", "solver", "learning_rate_init", "batch_size", "max_iter",
-    "tol", "early_stopping", "validation_fraction", "n_iter_no_change", "momentum",
-    "nesterovs_momentum", "random_state", "backend",
-)
+TARGETS = ("binary", "multiclass", "multilabel")
 
 
 class ModelFileError(ValueError):
     """A file that is not a readable fastnn model."""
 
 
-def _jsonable(value):
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(item) for item in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_layers(value):
+    return (isinstance(value, list) and len(value) >= 2
+            and all(_is_int(size) and size >= 1 for size in value))
+
+
+def _is_curve(value):
+    return isinstance(value, list) and all(_is_number(item) for item in value)
+
+
+FIELDS = {
+    # name: (required, check, what a valid value is)
+    "format": (True, lambda v: v == FORMAT, f"{FORMAT!r}"),
+    "format_version": (True, _is_int, "an integer"),
+    "estimator": (False, lambda v: isinstance(v, str), "an estimator's name"),
+    "layers": (True, _is_layers, "a list of at least 2 positive integers"),
+    "target": (True, lambda v: v in TARGETS, f"one of {list(TARGETS)}"),
+    "loss": (True, lambda v: isinstance(v, str), "a loss name"),
+    "activation": (True, lambda v: isinstance(v, str), "an activation name"),
+    "dtype": (True, lambda v: v in ("float32", "float64"), "'float32' or 'float64'"),
+    "n_iter": (True, lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "training": (True, lambda v: isinstance(v, dict), "an object of training settings"),
+    "loss_curve": (False, _is_curve, "a list of numbers"),
+    "best_loss": (False, lambda v: v is None or _is_number(v), "a number or null"),
+    "validation_scores": (False, lambda v: v is None or _is_curve(v), "a list of numbers or null"),
+    "optimizer": (False, lambda v: v is None or isinstance(v, dict), "an object or null"),
+    "input_scaling": (False, lambda v: v is None, "null"),
+}
+"""The metadata fields: whether each is required, and how it is checked on reading. Files
+written before ``estimator``, ``loss_curve``, ``best_loss``, ``validation_scores`` and
+``optimizer`` existed hold a classifier and read as one."""
+
+
+def plain(value, name):
+    """``value`` as plain JSON data (None, bool, int, float, str, lists, string-keyed dicts),
+    converting NumPy scalars and tuples; TypeError naming ``name`` for anything that cannot be
+    stored faithfully (its ``repr`` would not give it back)."""
+    if isinstance(value, (np.bool_, np.integer, np.floating)):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, str)):
         return value
-    return repr(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise TypeError(f"{name}: {value!r} cannot be stored in a model file (JSON)")
+        return value
+    if isinstance(value, (tuple, list)):
+        return [plain(item, f"{name}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        return {key: plain(item, f"{name}[{key!r}]") for key, item in value.items()}
+    raise TypeError(f"{name}: a {type(value).__module__}.{type(value).__qualname__} cannot be "
+                    "stored in a model file; set it to a plain value (for random_state: an "
+                    "int seed or None) before saving")
 
 
-def save(classifier, path):
-    """Write a fitted :class:`fastnn.MLPClassifier` to ``path`` atomically."""
-    from sklearn.utils.validation import check_is_fitted
+def write_model(path, arrays, metadata):
+    """Write ``arrays`` (name → ndarray) and ``metadata`` (plain JSON data) to ``path``.
 
-    check_is_fitted(classifier, "thetas_")
-    classes = np.asarray(classifier.classes_)
-    if classes.dtype.kind == "O" and all(isinstance(label, str) for label in classes):
-        classes = classes.astype(str)
-    if classes.dtype.kind not in "biufU":
-        raise TypeError("classes_: only numeric or string class labels can be saved "
-                        f"without pickle, got dtype {classifier.classes_.dtype}")
-    layers = [classifier.thetas_[0].shape[1] - 1] + [t.shape[0] for t in classifier.thetas_]
-    target = ("multilabel" if classifier._multilabel
-              else "binary" if layers[-1] == 1 else "multiclass")
-    metadata = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "layers": layers,
-        "target": target,
-        "loss": classifier.loss,
-        "activation": classifier.activation,
-        "dtype": np.dtype(classifier.thetas_[0].dtype).name,
-        "n_iter": int(classifier.n_iter_),
-        "training": {name: _jsonable(getattr(classifier, name)) for name in TRAINING_SETTINGS},
-        "input_scaling": None,
-    }
-    arrays = {f"theta_{l}": theta for l, theta in enumerate(classifier.thetas_)}
+    Atomic: a crash leaves the previous file, if any, intact. Raises TypeError, naming the
+    field, when the metadata hold something JSON cannot store faithfully.
+    """
+    metadata = plain({"format": FORMAT, "format_version": FORMAT_VERSION, **metadata},
+                     "metadata")
+    text = json.dumps(metadata, allow_nan=False)
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    mode = _mode_for(path)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".fastnn-", suffix=".npz.tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            np.savez(file, classes=classes, metadata=np.array(json.dumps(metadata)), **arrays)
+            np.savez(file, metadata=np.array(text), **arrays)
             file.flush()
+            os.fchmod(file.fileno(), mode)
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
@@ -83,56 +122,72 @@ def save(classifier, path):
         raise
 
 
-def load(path):
-    """Read a model file written by :meth:`fastnn.MLPClassifier.save`.
+def _mode_for(path):
+    """The permission bits ``path`` should have: those of the file it replaces, or those of a
+    new file under the current umask (mkstemp's temporary file is 0600 whatever the umask)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0o022)  # reading the umask means setting it; restored at once
+        os.umask(umask)
+        return 0o666 & ~umask
 
-    Returns
-    -------
-    classifier : fastnn.MLPClassifier
-        Fitted, predicting exactly as the saved one did.
+
+def read_model(path):
+    """Read a model file: ``(arrays, metadata)`` with every field checked.
+
+    ``arrays`` has ``thetas`` (a list of Θ(l), shapes matching ``layers``, dtype ``dtype``),
+    ``classes`` and ``optimizer`` (name → array, possibly empty); ``metadata`` has the fields
+    of :data:`FIELDS`, ``estimator`` filled in for older files.
 
     Raises
     ------
     FileNotFoundError
         No file at ``path``.
     ModelFileError
-        A truncated, corrupted or foreign file, or an unknown format version.
+        A truncated, corrupted or foreign file, an unknown format version, or a field missing
+        or of the wrong type.
     """
-    from fastnn.estimator import MLPClassifier
-
     try:
         # The file is opened here, not by np.load, so that it is closed on every error.
         with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
             metadata = json.loads(str(data["metadata"][()]))
-            if metadata.get("format") != FORMAT:
-                raise ModelFileError(f"{path}: not a fastnn model file")
-            if metadata.get("format_version") != FORMAT_VERSION:
-                raise ModelFileError(
-                    f"{path}: format_version {metadata.get('format_version')!r} is not one this "
-                    f"fastnn reads ({FORMAT_VERSION}); upgrade fastnn")
+            _check_metadata(metadata, path)
             layers = metadata["layers"]
-            thetas = [data[f"theta_{l}"] for l in range(len(layers) - 1)]
-            classes = data["classes"]
-    except FileNotFoundError:
+            arrays = {
+                "thetas": [data[f"theta_{l}"] for l in range(len(layers) - 1)],
+                "classes": data["classes"],
+                "optimizer": {name[len("optimizer_"):]: data[name] for name in data.files
+                              if name.startswith("optimizer_")},
+            }
+    except (FileNotFoundError, ModelFileError):
         raise
-    except ModelFileError:
-        raise
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError,
-            TypeError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
+            json.JSONDecodeError, TypeError) as error:
         raise ModelFileError(f"{path}: not a readable fastnn model file ({error})") from None
+    thetas = arrays["thetas"]
     if [theta.shape for theta in thetas] != theta_shapes(layers) or any(
             theta.dtype != np.dtype(metadata["dtype"]) for theta in thetas):
-        raise ModelFileError(f"{path}: weight matrices do not match layers {layers}")
-    settings = {name: value for name, value in metadata["training"].items()
-                if name in TRAINING_SETTINGS}
-    if isinstance(settings.get("hidden_layer_sizes"), list):
-        settings["hidden_layer_sizes"] = tuple(settings["hidden_layer_sizes"])
-    classifier = MLPClassifier(loss=metadata["loss"], activation=metadata["activation"],
-                               dtype=metadata["dtype"], **settings)
-    classifier.thetas_ = [np.ascontiguousarray(theta) for theta in thetas]
-    classifier.classes_ = classes
-    classifier._multilabel = metadata["target"] == "multilabel"
-    classifier.n_features_in_ = layers[0]
-    classifier.n_iter_ = metadata.get("n_iter", 0)
-    classifier.loss_curve_ = []
-    return classifier
+        raise ModelFileError(f"{path}: weight matrices do not match layers {layers} and dtype "
+                             f"{metadata['dtype']}")
+    if arrays["classes"].ndim != 1 or arrays["classes"].dtype.kind not in "biufU":
+        raise ModelFileError(f"{path}: classes must be a 1-D array of numbers or strings")
+    metadata.setdefault("estimator", "MLPClassifier")
+    return arrays, metadata
+
+
+def _check_metadata(metadata, path):
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a fastnn model file")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: format_version {metadata.get('format_version')!r} is not one this fastnn "
+            f"reads ({FORMAT_VERSION}); upgrade fastnn")
+    for name, (required, check, expected) in FIELDS.items():
+        if name not in metadata:
+            if required:
+                raise ModelFileError(f"{path}: metadata lacks the field {name!r}")
+            continue
+        if not check(metadata[name]):
+            raise ModelFileError(f"{path}: metadata field {name!r}: expected {expected}, got "
+                                 f"{metadata[name]!r}"[:300])

@@ -17,32 +17,57 @@ from scipy.optimize import minimize
 
 
 class GradientDescent:
-    def __init__(self, n_params, learning_rate):
+    STATE = ()
+    """Names of the arrays that make up the rule's state (see :meth:`state`)."""
+
+    def __init__(self, learning_rate):
         self.learning_rate = learning_rate
+        self.t = 0
 
     def step(self, grad):
+        self.t += 1
         return -self.learning_rate * grad
 
+    def state(self):
+        """``(t, arrays)``: the number of steps taken and the state arrays by name, enough to
+        continue exactly where this rule stopped (:meth:`restore`)."""
+        return self.t, {name: getattr(self, name) for name in self.STATE}
 
-class Momentum:
+    def restore(self, t, arrays):
+        """Continue from a :meth:`state`; ValueError when it does not fit these parameters."""
+        for name in self.STATE:
+            saved = np.asarray(arrays.get(name))
+            if saved.shape != getattr(self, name).shape:
+                raise ValueError(f"optimizer state {name!r}: expected shape "
+                                 f"{getattr(self, name).shape}, got {saved.shape}")
+            setattr(self, name, saved.astype(np.float64))
+        self.t = int(t)
+        return self
+
+
+class Momentum(GradientDescent):
+    STATE = ("velocity",)
+
     def __init__(self, n_params, learning_rate, momentum=0.9, nesterov=True):
-        self.learning_rate = learning_rate
+        super().__init__(learning_rate)
         self.momentum = momentum
         self.nesterov = nesterov
         self.velocity = np.zeros(n_params)
 
     def step(self, grad):
+        self.t += 1
         self.velocity = self.momentum * self.velocity - self.learning_rate * grad
         if self.nesterov:
             return self.momentum * self.velocity - self.learning_rate * grad
         return self.velocity
 
 
-class Adam:
+class Adam(GradientDescent):
+    STATE = ("first", "second")
+
     def __init__(self, n_params, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
-        self.learning_rate = learning_rate
+        super().__init__(learning_rate)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-        self.t = 0
         self.first = np.zeros(n_params)
         self.second = np.zeros(n_params)
 
@@ -57,6 +82,15 @@ class Adam:
 
 OPTIMIZERS = {"gd": GradientDescent, "sgd": Momentum, "adam": Adam}
 """Step rules by solver name; ``"lbfgs"`` is :func:`lbfgs` instead (it owns its iterations)."""
+
+
+def make_optimizer(solver, n_params, learning_rate, momentum=0.9, nesterov=True):
+    """A fresh step rule of ``solver`` for P = ``n_params`` parameters."""
+    if solver == "gd":
+        return GradientDescent(learning_rate)
+    if solver == "sgd":
+        return Momentum(n_params, learning_rate, momentum, nesterov)
+    return OPTIMIZERS[solver](n_params, learning_rate)
 
 
 def lbfgs(objective, theta, max_iter, tol, callback):

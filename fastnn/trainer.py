@@ -6,6 +6,7 @@ a tqdm progress bar is shown only when ``verbose``.
 """
 
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -14,9 +15,12 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from fastnn._validation import check_choice
-from fastnn.optim import OPTIMIZERS, lbfgs
+from fastnn.optim import lbfgs, make_optimizer
 
 SOLVERS = ("lbfgs", "gd", "sgd", "adam")
+STOCHASTIC_SOLVERS = ("sgd", "adam")
+"""The mini-batch solvers: one iteration is an epoch, and ``n_iter_no_change`` and
+``early_stopping`` apply to them only, as in scikit-learn."""
 
 
 class TrainingDiverged(FloatingPointError):
@@ -40,8 +44,11 @@ class History:
 
     records: list = field(default_factory=list)
     stopped: str = "max_iter"
-    """Why training ended: "max_iter", "converged", "early_stopping", "callback" or
-    "interrupted"."""
+    """Why training ended: "max_iter", "converged", "early_stopping", "callback",
+    "interrupted", or for L-BFGS "max_fun" (SciPy's limit on evaluations) and "abnormal" (its
+    line search failed); ``message`` has SciPy's own words."""
+    message: str = ""
+    """SciPy's message when L-BFGS ended by itself, else empty."""
 
     def __getitem__(self, key):
         """The column ``key`` of the records, e.g. ``history["cost"]``."""
@@ -87,8 +94,7 @@ class _Monitor:
         record = {"iteration": len(self.history) + 1, "cost": float(J),
                   "time": time.perf_counter() - self.start}
         if self.validation is not None:
-            record["val_cost"] = self.validation.cost(theta)
-            record["val_accuracy"] = self.validation.accuracy(theta)
+            record["val_cost"], record["val_accuracy"] = self.validation.cost_and_accuracy(theta)
         self.history.records.append(record)
         self.bar.update(1)
         self.bar.set_postfix({key: record[key] for key in ("cost", "val_accuracy")
@@ -146,18 +152,24 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
         Examples per mini-batch (clipped to m).
     momentum, nesterov : float, bool
         For ``sgd``.
-    tol, n_iter_no_change : float, int
-        Stop when the monitored score (validation accuracy with ``early_stopping``, else −J)
-        has not improved by ``tol`` for ``n_iter_no_change`` consecutive iterations; for L-BFGS
-        ``tol`` is also SciPy's ``gtol``. ``n_iter_no_change=0`` disables this.
+    tol : float
+        The full-batch solvers stop when the largest component of ∇J is at most ``tol`` (for
+        L-BFGS: SciPy's ``gtol``, on the projected gradient). For sgd and adam, see
+        ``n_iter_no_change``.
+    n_iter_no_change : int
+        sgd and adam stop when the monitored score (validation accuracy with
+        ``early_stopping``, else −J) has not improved by ``tol`` for ``n_iter_no_change``
+        consecutive epochs; 0 disables this. As in scikit-learn, it does not apply to the
+        full-batch solvers.
     validation : fastnn.Objective, optional
         Held-out data; its cost and accuracy are recorded every iteration.
     early_stopping : bool
-        Monitor validation accuracy (needs ``validation``) and keep the best parameters.
+        For sgd and adam: monitor validation accuracy (needs ``validation``) and keep the best
+        parameters.
     callbacks : sequence of callables
         ``callback(record)`` after every iteration; returning True stops training.
     verbose : bool
-        Show a tqdm progress bar.
+        Show a tqdm progress bar, when the output is a terminal (none in a log file).
     random_state : None, int or numpy.random.Generator
         Shuffling of the mini-batches.
     optimizer_state : object, optional
@@ -175,6 +187,12 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     ------
     TrainingDiverged
         When the cost becomes NaN or infinite; it carries the last finite parameters.
+
+    Warns
+    -----
+    sklearn.exceptions.ConvergenceWarning
+        When L-BFGS stops on SciPy's evaluation limit or a failed line search
+        (``history.stopped`` is "max_fun" or "abnormal").
     """
     check_choice(solver, "solver", SOLVERS)
     theta = np.array(theta, dtype=objective.dtype)
@@ -184,17 +202,21 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     # (measured: L-BFGS on digits with numba-parallel 2.6 s with BLAS threads, 0.4 s without).
     blas_limit = (threadpool_limits(limits=1, user_api="blas")
                   if objective.backend_name() != "numpy" else nullcontext())
-    with blas_limit, tqdm(total=max_iter, disable=not verbose, desc=solver, unit="it") as bar:
-        monitor = _Monitor(validation, early_stopping, tol, n_iter_no_change, callbacks, bar)
+    stochastic = solver in STOCHASTIC_SOLVERS
+    # disable=None: a bar on a terminal only, not one line per update in a log file.
+    bar = tqdm(total=max_iter, disable=None if verbose else True, desc=solver, unit="it")
+    with blas_limit, bar:
+        monitor = _Monitor(validation, early_stopping and stochastic, tol,
+                           n_iter_no_change if stochastic else 0, callbacks, bar)
         optimizer = None
         try:
             if solver == "lbfgs":
                 stopped = _run_lbfgs(objective, theta, max_iter, tol, monitor)
             else:
-                optimizer = optimizer_state or _make_optimizer(
+                optimizer = optimizer_state or make_optimizer(
                     solver, objective.n_params, learning_rate, momentum, nesterov)
                 stopped = _run_steps(objective, theta, optimizer, batch, max_iter,
-                                     random_state, monitor)
+                                     random_state, monitor, gtol=None if stochastic else tol)
         except KeyboardInterrupt:
             stopped = "interrupted"
         except _Diverged:
@@ -210,13 +232,12 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
             monitor.last_finite if monitor.last_finite is not None else theta,
             monitor.history,
         )
+    if stopped in ("max_fun", "abnormal"):
+        from sklearn.exceptions import ConvergenceWarning
+
+        warnings.warn(f"lbfgs stopped before converging ({stopped}): "
+                      f"{monitor.history.message}", ConvergenceWarning, stacklevel=2)
     return monitor.result(stopped, theta, optimizer)
-
-
-def _make_optimizer(solver, n_params, learning_rate, momentum, nesterov):
-    if solver == "sgd":
-        return OPTIMIZERS[solver](n_params, learning_rate, momentum, nesterov)
-    return OPTIMIZERS[solver](n_params, learning_rate)
 
 
 def _run_lbfgs(objective, theta, max_iter, tol, monitor):
@@ -239,10 +260,23 @@ def _run_lbfgs(objective, theta, max_iter, tol, monitor):
     if stop:
         return stop[0]
     theta[:] = result.x
-    return "max_iter" if result.nit >= max_iter else "converged"
+    monitor.history.message = str(result.message)
+    return _lbfgs_reason(result, max_iter)
 
 
-def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monitor):
+def _lbfgs_reason(result, max_iter):
+    """Why SciPy's L-BFGS-B ended, from its status: 0 converged, 1 an iteration or evaluation
+    limit, anything else an abnormal end (a line search that found no decrease)."""
+    if result.status == 0:
+        return "converged"
+    if result.status == 1:
+        return "max_iter" if result.nit >= max_iter else "max_fun"
+    return "abnormal"
+
+
+def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monitor, gtol):
+    """Steps of ``optimizer`` over batches of ``batch`` rows, ``max_iter`` epochs; with ``gtol``
+    (gd), stop when the largest component of the full-batch gradient is at most ``gtol``."""
     m = objective.m
     rng = np.random.default_rng(random_state)
     for _ in range(max_iter):
@@ -253,6 +287,9 @@ def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monit
             J, grad = objective(theta, rows=rows)
             if not np.isfinite(J):
                 return "diverged"
+            if gtol is not None and np.abs(grad).max() <= gtol:
+                monitor.record(theta, J)
+                return "converged"
             monitor.last_finite = theta.copy()
             theta += optimizer.step(grad).astype(theta.dtype, copy=False)
             costs.append(J * (m if rows is None else len(rows)))

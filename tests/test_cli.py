@@ -138,3 +138,31 @@ def test_scheduler_needs_the_dask_backend(tmp_path, capsys):
     assert main(["train", "--scheduler", "local", "--backend", "numpy", "--out",
                  str(tmp_path / "m.npz")]) == 1
     assert "--backend numpy: with --scheduler the backend is dask" in capsys.readouterr().err
+
+
+def test_diverged_training_is_one_line(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    assert main(["train", "--quiet", "--solver", "gd", "--lr", "1e300", "--max-iter", "20",
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fastnn train: error: training diverged") and "\n" not in err
+    assert "lower learning_rate_init (--lr)" in err
+    assert not out.exists()
+
+
+def test_choice_lists_come_from_the_tables():
+    from fastnn.activations import ACTIVATIONS
+    from fastnn.backends import BACKENDS
+    from fastnn.cli import build_parser
+    from fastnn.losses import LOSSES
+    from fastnn.trainer import SOLVERS
+
+    def choices(command, option):
+        parser = build_parser()
+        sub = parser._subparsers._group_actions[0].choices[command]
+        return next(action.choices for action in sub._actions if option in action.option_strings)
+
+    assert list(choices("train", "--solver")) == list(SOLVERS)
+    assert list(choices("train", "--backend")) == ["auto", *BACKENDS]
+    assert list(choices("gradcheck", "--loss")) == list(LOSSES)
+    assert list(choices("gradcheck", "--activation")) == list(ACTIVATIONS)

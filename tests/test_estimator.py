@@ -155,13 +155,32 @@ def test_pipeline_cross_val_and_grid_search(digits):
     assert search.score(X_train, y_train) > 0.9
 
 
+def _constraint(param):
+    return f"^The '{param}' parameter of MLPClassifier must be"
+
+
 @pytest.mark.parametrize(("param", "value", "message"), [
-    ("solver", "newton", "^solver: expected one of"),
-    ("max_iter", 0, "^max_iter: expected a positive integer"),
+    ("solver", "newton", _constraint("solver")),
+    ("max_iter", 0, _constraint("max_iter")),
     ("hidden_layer_sizes", (0,), "^hidden_layer_sizes: expected positive integers"),
-    ("dtype", "int8", "^dtype: expected"),
-    ("backend", "gpu", "^backend: expected one of"),
-    ("batch_size", 0, "^batch_size: expected"),
+    ("hidden_layer_sizes", "wide", _constraint("hidden_layer_sizes")),
+    ("dtype", "int8", _constraint("dtype")),
+    ("backend", "gpu", _constraint("backend")),
+    ("batch_size", 0, _constraint("batch_size")),
+    ("alpha", -1.0, _constraint("alpha")),
+    ("learning_rate_init", 0.0, _constraint("learning_rate_init")),
+    ("validation_fraction", 1.0, _constraint("validation_fraction")),
+    # checked by none of the hand-written checks before the declarative constraints:
+    ("tol", -1e-4, _constraint("tol")),
+    ("n_iter_no_change", -1, _constraint("n_iter_no_change")),
+    ("n_iter_no_change", 2.5, _constraint("n_iter_no_change")),
+    ("momentum", 1.5, _constraint("momentum")),
+    ("early_stopping", "yes", _constraint("early_stopping")),
+    ("nesterovs_momentum", "no", _constraint("nesterovs_momentum")),
+    ("warm_start", 1.0, _constraint("warm_start")),
+    ("random_state", "seed", _constraint("random_state")),
+    ("loss", "hinge", _constraint("loss")),
+    ("activation", "gelu", _constraint("activation")),
 ])
 def test_bad_parameters(param, value, message):
     X, y = make_blobs(n_samples=30, centers=2, random_state=0)

@@ -7,6 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs, make_multilabel_classification
+from sklearn.exceptions import ConvergenceWarning
 
 import fastnn
 from fastnn import MLPClassifier, ModelFileError
@@ -131,3 +132,146 @@ def test_corrupted_member(tmp_path, fitted):
             archive.writestr(name, content)
     with pytest.raises(ModelFileError):
         fastnn.load(path)
+
+
+def _rewrite_metadata(path, change):
+    """Rewrite the metadata of the model file at ``path`` through ``change(metadata)``."""
+    with np.load(path) as data:
+        arrays = dict(data)
+    metadata = json.loads(str(arrays["metadata"][()]))
+    change(metadata)
+    arrays["metadata"] = np.array(json.dumps(metadata))
+    np.savez(path, **arrays)
+
+
+def _drop(name):
+    return lambda metadata: metadata.pop(name)
+
+
+def _set(name, value):
+    return lambda metadata: metadata.__setitem__(name, value)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (_drop("training"), "lacks the field 'training'"),
+    (_drop("dtype"), "lacks the field 'dtype'"),
+    (_drop("target"), "lacks the field 'target'"),
+    (_drop("loss"), "lacks the field 'loss'"),
+    (_drop("layers"), "lacks the field 'layers'"),
+    (_set("training", ["solver", "lbfgs"]), "field 'training': expected an object"),
+    (_set("dtype", 64), "field 'dtype': expected 'float32' or 'float64'"),
+    (_set("dtype", "int8"), "field 'dtype': expected 'float32' or 'float64'"),
+    (_set("target", None), "field 'target': expected one of"),
+    (_set("loss", ["cross_entropy"]), "field 'loss': expected a loss name"),
+    (_set("loss", "hinge"), "The 'loss' parameter of MLPClassifier"),
+    (_set("layers", [2, "6", 4, 3]), "field 'layers': expected a list"),
+    (_set("layers", [2, 6, 3]), "weight matrices do not match layers"),
+    (_set("n_iter", "30"), "field 'n_iter': expected an integer"),
+    (_set("loss_curve", {"a": 1}), "field 'loss_curve': expected a list of numbers"),
+    (_set("estimator", "MLPRanker"), "holds a 'MLPRanker'"),
+    (lambda metadata: metadata["training"].__setitem__("max_iter", "many"),
+     "The 'max_iter' parameter of MLPClassifier"),
+    (lambda metadata: metadata["training"].__setitem__("depth", 3),
+     r"training settings \['depth'\] are not parameters"),
+    (lambda metadata: metadata["training"].__setitem__("hidden_layer_sizes", [6]),
+     "do not match hidden_layer_sizes"),
+])
+def test_bad_metadata_is_a_model_file_error(tmp_path, fitted, change, message):
+    """Every field is read and type-checked: a missing or mistyped one is a ModelFileError
+    naming it, never a KeyError or AttributeError."""
+    clf, _ = fitted
+    path = tmp_path / "m.npz"
+    clf.save(path)
+    _rewrite_metadata(path, change)
+    with pytest.raises(ModelFileError, match=message):
+        fastnn.load(path)
+
+
+def test_files_without_the_newer_fields_still_load(tmp_path, fitted):
+    """A file written before the estimator's name and its curves were stored is a classifier."""
+    clf, X = fitted
+    path = tmp_path / "m.npz"
+    clf.save(path)
+
+    def older(metadata):
+        for name in ("estimator", "loss_curve", "best_loss", "validation_scores", "optimizer"):
+            metadata.pop(name)
+
+    _rewrite_metadata(path, older)
+    loaded = fastnn.load(path)
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_loaded_model_continues_partial_fit_exactly(tmp_path, solver):
+    """partial_fit after save and load gives bitwise the weights of partial_fit without them:
+    the step rule's state (moments, velocity) travels in the file."""
+    X, y = make_blobs(n_samples=120, centers=3, random_state=0)
+    kwargs = {"hidden_layer_sizes": (5,), "solver": solver, "learning_rate_init": 0.01,
+              "random_state": 0}
+    straight = MLPClassifier(**kwargs).partial_fit(X, y, classes=[0, 1, 2])
+    clf = MLPClassifier(**kwargs).partial_fit(X, y, classes=[0, 1, 2])
+    clf.save(tmp_path / "m.npz")
+    loaded = fastnn.load(tmp_path / "m.npz")
+    assert loaded.n_iter_ == len(loaded.loss_curve_) == 1
+    straight.partial_fit(X, y)
+    loaded.partial_fit(X, y)
+    for theta, theta_loaded in zip(straight.thetas_, loaded.thetas_):
+        assert np.array_equal(theta, theta_loaded)
+    assert loaded.n_iter_ == len(loaded.loss_curve_) == 2
+    assert loaded.loss_curve_ == straight.loss_curve_
+    assert loaded.best_loss_ == straight.best_loss_
+
+
+def test_loaded_model_continues_with_warm_start(tmp_path, fitted):
+    clf, X = fitted
+    labels = clf.predict(X)
+    clf.save(tmp_path / "m.npz")
+    loaded = fastnn.load(tmp_path / "m.npz")
+    assert loaded.loss_curve_ == clf.loss_curve_ and loaded.n_iter_ == clf.n_iter_
+    assert loaded.best_loss_ == clf.best_loss_
+    loaded.set_params(warm_start=True, max_iter=5).fit(X, labels)
+    assert loaded.n_iter_ == len(loaded.loss_curve_) == clf.n_iter_ + 5
+    assert loaded.loss_curve_[:clf.n_iter_] == clf.loss_curve_
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_new_file_follows_the_umask(tmp_path, fitted, umask):
+    clf, _ = fitted
+    previous = os.umask(umask)
+    try:
+        clf.save(tmp_path / "m.npz")
+        (tmp_path / "plain.txt").write_text("any other file")
+    finally:
+        os.umask(previous)
+    mode = (tmp_path / "m.npz").stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask == (tmp_path / "plain.txt").stat().st_mode & 0o777
+
+
+def test_overwritten_file_keeps_its_mode(tmp_path, fitted):
+    clf, _ = fitted
+    path = tmp_path / "m.npz"
+    clf.save(path)
+    path.chmod(0o640)
+    clf.save(path)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_settings_are_stored_faithfully_or_refused(tmp_path):
+    X, y = make_blobs(n_samples=60, centers=2, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=[np.int64(4)], solver="lbfgs", max_iter=5,
+                        random_state=np.int64(3), alpha=np.float32(0.5))
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    clf.save(tmp_path / "m.npz")
+    loaded = fastnn.load(tmp_path / "m.npz")
+    assert loaded.get_params()["random_state"] == 3
+    assert loaded.get_params()["hidden_layer_sizes"] == (4,)
+    with pytest.warns(ConvergenceWarning):
+        loaded.fit(X, y)  # the settings read back make a working estimator
+
+    clf.set_params(random_state=np.random.default_rng(0))
+    with pytest.raises(TypeError, match=r"random_state.*Generator cannot be stored"):
+        clf.save(tmp_path / "generator.npz")
+    assert not (tmp_path / "generator.npz").exists()
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]  # no temporary file left behind

@@ -1,7 +1,10 @@
 """The training loop: solvers, history, early stopping, callbacks, interrupt, divergence."""
 
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 import fastnn
 from fastnn.trainer import train
@@ -107,3 +110,110 @@ def test_unknown_solver(problem):
     objective, _, theta0 = problem
     with pytest.raises(ValueError, match="^solver: expected one of"):
         train(objective, theta0, solver="newton")
+
+
+class WrongGradient(fastnn.Objective):
+    """J right, ∇J pointing uphill: no line search can find a decrease along −∇J's opposite."""
+
+    def __call__(self, vec, rows=None):
+        J, grad = super().__call__(vec, rows)
+        return J, -grad
+
+
+def test_lbfgs_that_fails_its_line_search_says_so(problem):
+    objective, _, theta0 = problem
+    wrong = WrongGradient(LAYERS, objective.data.X, objective.data.targets.labels, lam=0.1)
+    with pytest.warns(ConvergenceWarning, match=r"lbfgs stopped before converging \(abnormal\)"):
+        result = train(wrong, theta0, solver="lbfgs", max_iter=50)
+    assert result.history.stopped == "abnormal"
+    assert "ABNORMAL" in result.history.message
+
+
+def test_lbfgs_that_converges_reports_scipys_reason(problem):
+    objective, _, theta0 = problem
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning on convergence
+        result = train(objective, theta0, solver="lbfgs", max_iter=2000, tol=1e-3)
+    assert result.history.stopped == "converged"
+    assert "CONVERGENCE" in result.history.message
+    assert np.abs(objective(result.theta)[1]).max() <= 1e-3
+
+
+def test_lbfgs_at_scipys_evaluation_limit_warns(problem, monkeypatch):
+    objective, _, theta0 = problem
+    real_minimize = fastnn.optim.minimize
+
+    def few_evaluations(*args, options, **kwargs):
+        return real_minimize(*args, options={**options, "maxfun": 3}, **kwargs)
+
+    monkeypatch.setattr(fastnn.optim, "minimize", few_evaluations)
+    with pytest.warns(ConvergenceWarning, match=r"\(max_fun\)"):
+        result = train(objective, theta0, solver="lbfgs", max_iter=50)
+    assert result.history.stopped == "max_fun"
+
+
+@pytest.mark.parametrize(("solver", "learning_rate", "max_iter"),
+                         [("lbfgs", None, 200), ("gd", 1e-4, 30)])
+def test_n_iter_no_change_is_for_the_mini_batch_solvers(problem, solver, learning_rate,
+                                                         max_iter):
+    """As in scikit-learn, n_iter_no_change does not stop the full-batch solvers: they run
+    exactly as without it, through iterations that improve J by less than tol."""
+    objective, _, theta0 = problem
+    kwargs = {"solver": solver, "learning_rate": learning_rate, "max_iter": max_iter,
+              "tol": 1e-4}
+    patient = train(objective, theta0, n_iter_no_change=2, **kwargs)
+    reference = train(objective, theta0, n_iter_no_change=0, **kwargs)
+    small = -np.diff(patient.history["cost"]) < 1e-4
+    assert (small[:-1] & small[1:]).any()  # two in a row: the rule would stop sgd and adam
+    assert len(patient.history) == len(reference.history)
+    np.testing.assert_array_equal(patient.theta, reference.theta)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_n_iter_no_change_stops_the_mini_batch_solvers(problem, solver):
+    objective, _, theta0 = problem
+    result = train(objective, theta0, solver=solver, learning_rate=0.01, max_iter=12,
+                   n_iter_no_change=2, tol=1e3, random_state=0)
+    assert len(result.history) == 3 and result.history.stopped == "converged"
+
+
+def test_gd_stops_at_a_small_gradient(problem):
+    objective, _, theta0 = problem
+    gtol = 0.5 * np.abs(objective(theta0)[1]).max()
+    result = train(objective, theta0, solver="gd", learning_rate=1.0, max_iter=500, tol=gtol,
+                   n_iter_no_change=0)
+    assert result.history.stopped == "converged" and len(result.history) < 500
+    assert np.abs(objective(result.theta)[1]).max() <= gtol
+
+
+def test_validation_is_one_pass_per_iteration(problem, monkeypatch):
+    """Validation cost and accuracy come from one forward pass over the held-out data."""
+    objective, validation, theta0 = problem
+    backend = type(validation._backend)
+    calls = {"forward": 0, "loss_and_delta": 0}
+    for name in calls:
+        real = getattr(backend, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(backend, name, counted)
+    monkeypatch.setattr(objective, "_backend", fastnn.backends.BACKENDS["numpy"])
+    result = train(objective, theta0, solver="gd", learning_rate=1.0, max_iter=4,
+                   validation=validation)
+    assert calls == {"forward": 4, "loss_and_delta": 0}
+    # gd records each iteration with the θ its cost was taken at: θ0 first
+    first = result.history.records[0]
+    assert first["val_cost"] == pytest.approx(validation.cost(theta0), rel=1e-12)
+    labels = validation.data.targets.labels
+    assert first["val_accuracy"] == np.mean(
+        fastnn.predict(fastnn.unpack(theta0, LAYERS), validation.data.X) == labels)
+
+
+def test_progress_bar_only_on_a_terminal(problem, capsys):
+    """verbose shows a bar on a terminal; a log file (not a terminal) gets no bar lines."""
+    objective, _, theta0 = problem
+    train(objective, theta0, solver="gd", learning_rate=1.0, max_iter=30, verbose=True)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
