@@ -1,19 +1,19 @@
-"""One epoch of mini-batch training (adam, batch 128) on MNIST-shaped data per backend."""
+"""One epoch of mini-batch adam and sgd on MNIST-shaped data (784-128-10), per batch size,
+dtype and implementation: fastnn's backends and the installed peers, from the same θ0 (see
+:mod:`fastnn.benchmark.training`). ``extra_info`` has the J each reached."""
 
 import pytest
 
-import fastnn
+from fastnn.benchmark import BATCH_SIZES, TRAINING_WORKLOADS, TrainingRun, training_implementations
+
+MNIST = TRAINING_WORKLOADS["mnist"]
 
 
-@pytest.mark.parametrize("backend", fastnn.available_backends())
-def test_epoch(benchmark, workload_data, backend):
-    workload, X, y, theta = workload_data("mnist", "float32")
-    objective = fastnn.Objective(workload.layers, X, y, lam=1.0, backend=backend,
-                                 dtype="float32")
-
-    def epoch():
-        return fastnn.train(objective, theta, solver="adam", learning_rate=1e-3, max_iter=1,
-                            batch_size=128, n_iter_no_change=0, random_state=0)
-
-    benchmark.group = f"one epoch, adam, batch 128: {workload.describe(len(y))}, float32"
-    benchmark.pedantic(epoch, rounds=3, warmup_rounds=1)
+@pytest.mark.parametrize("name", training_implementations())
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_epoch(benchmark_training, workload_data, solver, batch_size, dtype, name):
+    m = len(workload_data(MNIST, dtype)[2])
+    benchmark_training(name, MNIST, dtype, TrainingRun(MNIST, solver, batch_size, 1),
+                       f"one epoch, {solver}, batch {batch_size}: {MNIST.describe(m)}, {dtype}")

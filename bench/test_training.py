@@ -1,5 +1,7 @@
-"""Training on scikit-learn's digits per backend: one L-BFGS fit (400 iterations) and one
-adam fit (100 epochs); divide by the iterations for the time per iteration."""
+"""Training per implementation: L-BFGS from the same θ0 on digits (64-25-10) and ex4
+(400-25-10), fastnn's backends and the installed peers side by side (``extra_info`` has the
+iterations done, the seconds per iteration and the J reached); and the estimator's whole fit on
+scikit-learn's digits per backend (400 L-BFGS iterations, 100 adam epochs)."""
 
 import warnings
 
@@ -9,6 +11,22 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 import fastnn
+from fastnn.benchmark import (
+    LBFGS_ITER,
+    TRAINING_WORKLOADS,
+    TrainingRun,
+    training_implementations,
+)
+
+
+@pytest.mark.parametrize("name", training_implementations())
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("workload", ["digits", "ex4"])
+def test_lbfgs(benchmark_training, workload_data, workload, dtype, name):
+    workload = TRAINING_WORKLOADS[workload]
+    m = len(workload_data(workload, dtype)[2])
+    benchmark_training(name, workload, dtype, TrainingRun(workload, "lbfgs", None, LBFGS_ITER),
+                       f"L-BFGS, {LBFGS_ITER} iterations: {workload.describe(m)}, {dtype}")
 
 
 @pytest.fixture(scope="session")

@@ -237,11 +237,12 @@ def gradcheck_command(args):
 
 
 def bench_command(args):
+    """Time cost and gradient, or with ``--training`` training, side by side; print tables."""
     from fastnn import benchmark
 
-    workloads = args.workloads or list(benchmark.WORKLOADS)
     dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
-    available = benchmark.implementations()
+    available = (benchmark.training_implementations() if args.training
+                 else benchmark.implementations())
     names = args.implementations or list(available)
     missing = [name for name in names if name not in available]
     if missing:
@@ -255,10 +256,35 @@ def bench_command(args):
     threads = most if args.threads is None else args.threads
     if not 1 <= threads <= most:
         raise CommandError(f"--threads: expected 1 to {most} (NUMBA_NUM_THREADS), got {threads}")
+    training_only = {"--solvers": args.solvers, "--batch-sizes": args.batch_sizes,
+                     "--lbfgs-iter": args.lbfgs_iter}
+    for option, value in training_only.items():
+        if value is not None and not args.training:
+            raise CommandError(f"{option}: only with --training")
+    if args.training and args.plot:
+        raise CommandError("--plot: only for the cost-and-gradient tables, not with --training")
     progress = None if args.quiet else (lambda text: print(f"  {text}", file=sys.stderr))
-    report = benchmark.run_benchmarks(workloads, dtypes, names, threads, args.repeats,
-                                      scale=args.scale, progress=progress)
-    print(benchmark.format_report(report))
+    if args.training:
+        batch_sizes = args.batch_sizes or benchmark.BATCH_SIZES
+        if min(batch_sizes) < 1:
+            raise CommandError(f"--batch-sizes: expected sizes of at least 1, got {batch_sizes}")
+        lbfgs_iter = benchmark.LBFGS_ITER if args.lbfgs_iter is None else args.lbfgs_iter
+        if lbfgs_iter < 1:
+            raise CommandError(f"--lbfgs-iter: expected at least 1, got {lbfgs_iter}")
+        runs = [run for run in benchmark.training_runs(
+                    args.solvers or benchmark.TRAINING_SOLVERS, batch_sizes, lbfgs_iter)
+                if not args.workloads or run.workload.name in args.workloads]
+        if not runs:
+            raise CommandError(f"--workloads: no training runs on {', '.join(args.workloads)} "
+                               "(mnist has the adam and sgd epochs, digits and ex4 L-BFGS)")
+        report = benchmark.run_training(dtypes, names, threads, args.repeats, scale=args.scale,
+                                        runs=runs, progress=progress)
+        print(benchmark.format_training_report(report))
+    else:
+        workloads = args.workloads or list(benchmark.WORKLOADS)
+        report = benchmark.run_benchmarks(workloads, dtypes, names, threads, args.repeats,
+                                          scale=args.scale, progress=progress)
+        print(benchmark.format_report(report))
     if args.json:
         benchmark.write_json(report, args.json)
         print(f"wrote {args.json}")
@@ -338,27 +364,48 @@ def build_parser():
     check.set_defaults(run=gradcheck_command)
 
     bench = commands.add_parser(
-        "bench", help="time cost and gradient against the NumPy fallback and installed peers",
+        "bench", help="time cost and gradient, or training, against the NumPy fallback and "
+        "installed peers",
         description="Time one full-batch cost-and-gradient evaluation per workload, dtype and "
         "implementation (fastnn's Numba kernels, its NumPy fallback, scikit-learn's and "
         "PyTorch's MLP gradients where installed), side by side in this process, with the "
         "machine's matrix-multiply peak and the difference of J and its gradient from a "
-        "float64 reference.")
+        "float64 reference. With --training, time training instead: one epoch of adam and of "
+        "sgd per batch size on mnist (784-128-10), and L-BFGS iterations on digits (64-25-10) "
+        "and ex4 (400-25-10), every implementation from the same initial weights, each time "
+        "printed with the cost J the weights reached.")
+    bench.add_argument("--training", action="store_true",
+                       help="time training (per epoch, per L-BFGS iteration) instead of cost "
+                       "and gradient")
     bench.add_argument("--workloads", nargs="+", choices=list(_benchmark_workloads()),
-                       metavar="NAME", help="digits, ex4, mnist, deep, wide-m (default: all)")
+                       metavar="NAME", help="digits, ex4, mnist, deep, wide-m (default: all; "
+                       "with --training: mnist, digits, ex4)")
     bench.add_argument("--dtype", choices=("float64", "float32", "both"), default="both")
     bench.add_argument("--implementations", nargs="+", metavar="NAME",
-                       help="numba-parallel, numba, numpy, sklearn, torch (default: all "
-                       "installed)")
+                       help="numba-parallel, numba, numpy, sklearn, torch, and with --training "
+                       "auto (the estimator's default backend) (default: all installed)")
     bench.add_argument("--threads", type=int,
                        help="threads for every implementation (default: NUMBA_NUM_THREADS)")
     bench.add_argument("--repeats", type=int, default=5,
-                       help="timed calls per case after one warm-up call (default: 5)")
+                       help="timed calls (with --training: timed runs) per case after one "
+                       "warm-up (default: 5)")
     bench.add_argument("--scale", type=float, default=1.0,
                        help="fraction of each workload's m to use (default: 1)")
+    from fastnn.benchmark import BATCH_SIZES, LBFGS_ITER, TRAINING_SOLVERS
+
+    bench.add_argument("--solvers", nargs="+", choices=TRAINING_SOLVERS,
+                       help="with --training: the solvers to time (default: "
+                       f"{' '.join(TRAINING_SOLVERS)})")
+    bench.add_argument("--batch-sizes", type=int, nargs="+", metavar="B",
+                       help="with --training: mini-batch sizes of adam and sgd (default: "
+                       f"{' '.join(map(str, BATCH_SIZES))})")
+    bench.add_argument("--lbfgs-iter", type=int, metavar="N",
+                       help="with --training: L-BFGS iterations per timed run (default: "
+                       f"{LBFGS_ITER})")
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.add_argument("--plot", metavar="FILE.png",
-                       help="bar chart of time relative to the fastest peer (needs matplotlib)")
+                       help="bar chart of time relative to the fastest peer (needs matplotlib; "
+                       "not with --training)")
     bench.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     bench.set_defaults(run=bench_command)
     return parser

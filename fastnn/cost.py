@@ -78,16 +78,8 @@ class Objective:
         """
         vec = np.ascontiguousarray(vec, dtype=self.dtype)
         data = self.data if rows is None else self.data.take(rows)
-        loss_sum, Delta = self._backend.loss_and_delta(
-            vec, self.layers, data, self.activation, self.loss, need_grad
-        )
-        weights = vec * self._mask
-        with np.errstate(over="ignore"):  # diverged weights give J = inf, for callers to see
-            J = loss_sum / data.m + 0.5 * self.lam * np.square(weights).sum() / self.m
-        if not need_grad:
-            return float(J), None
-        grad = Delta / data.m + (self.lam / self.m) * weights
-        return float(J), grad.astype(self.dtype, copy=False)
+        return self._backend.cost_and_grad(vec, self.layers, data, self.activation, self.loss,
+                                           self.lam, self.m, need_grad)
 
     def __call__(self, vec, rows=None):
         """``(J, grad)`` at θ = ``vec``; ``grad`` of shape (P,) in the objective's dtype.

@@ -6,6 +6,7 @@ The network has layers ``[s_1, ..., s_L]``; ``Θ(l)`` (``l = 1 ... L-1``) has sh
 kernels read through the offsets of :func:`theta_offsets`.
 """
 
+import functools
 from itertools import pairwise
 
 import numpy as np
@@ -32,10 +33,18 @@ def theta_offsets(layers):
 
 
 def penalty_mask(layers, dtype=np.float64):
-    """1 where θ holds a weight that λ regularizes, 0 where it holds a bias weight (column 0)."""
+    """1 where θ holds a weight that λ regularizes, 0 where it holds a bias weight (column 0).
+
+    Made once per network and dtype, and read-only."""
+    return _penalty_mask(tuple(layers), np.dtype(dtype))
+
+
+@functools.lru_cache(maxsize=64)
+def _penalty_mask(layers, dtype):
     mask = np.ones(n_params(layers), dtype=dtype)
     for theta in views(mask, layers):
         theta[:, 0] = 0
+    mask.flags.writeable = False
     return mask
 
 

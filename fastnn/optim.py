@@ -1,7 +1,8 @@
 """Update rules for the unrolled parameters θ, and the L-BFGS adapter.
 
-Each rule takes a gradient and returns the step to add to θ; it keeps its own state (velocity,
-moments) and never computes gradients (the objective does that, the trainer owns the loop).
+Each rule takes θ and its gradient and writes the next θ, in one compiled pass; it keeps its own
+state (velocity, moments) and never computes gradients (the objective does that, the trainer
+owns the loop).
 
 ========= ==================================================================================
 gd        θ := θ − α ∇J                                      (batch gradient descent)
@@ -13,10 +14,57 @@ adam      m := β₁ m + (1 − β₁) ∇J;  v := β₂ v + (1 − β₂) ∇J�
 """
 
 import numpy as np
+from numba import prange
 from scipy.optimize import minimize
+
+from fastnn._jit import compile_loop
+
+
+def _gd(theta, grad, learning_rate, out):
+    for p in prange(theta.shape[0]):
+        out[p] = theta[p] - learning_rate * grad[p]
+
+
+def _momentum(theta, grad, velocity, learning_rate, momentum, nesterov, out):
+    for p in prange(theta.shape[0]):
+        v = momentum * velocity[p] - learning_rate * grad[p]
+        velocity[p] = v
+        out[p] = theta[p] + (momentum * v - learning_rate * grad[p] if nesterov else v)
+
+
+def _adam(theta, grad, first, second, rate, beta_1, beta_2, epsilon, out):
+    for p in prange(theta.shape[0]):
+        g = grad[p]
+        f = beta_1 * first[p] + (1 - beta_1) * g
+        s = beta_2 * second[p] + (1 - beta_2) * g * g
+        first[p] = f
+        second[p] = s
+        out[p] = theta[p] - rate * f / (np.sqrt(s) + epsilon)
+
+
+PARALLEL_MIN_PARAMS = 16_384
+"""Parameters from which an update asked to be parallel runs over Numba's threads. One adam
+pass over P = 101,770 (MNIST-shaped) takes 0.38 ms on one thread and 0.05 ms on two: the
+parallel compilation vectorizes, which the serial one, with five arrays that might alias, does
+not. Below this size the pass costs a few microseconds either way."""
+
+UPDATES = {
+    rule.__name__: (compile_loop(rule, parallel=False), compile_loop(rule, parallel=True))
+    for rule in (_gd, _momentum, _adam)
+}
+"""Each rule's compiled pass, serial and parallel."""
+
+
+def _update(rule, parallel, theta, *args):
+    serial, threaded = UPDATES[rule.__name__]
+    return (threaded if parallel and theta.shape[0] >= PARALLEL_MIN_PARAMS else serial)(
+        theta, *args)
 
 
 class GradientDescent:
+    """θ := θ − α ∇J. Every rule's :meth:`update` is one compiled pass over θ, its gradient
+    and its state, writing the new θ into an array the caller gives (no temporaries)."""
+
     STATE = ()
     """Names of the arrays that make up the rule's state (see :meth:`state`)."""
 
@@ -24,9 +72,11 @@ class GradientDescent:
         self.learning_rate = learning_rate
         self.t = 0
 
-    def step(self, grad):
+    def update(self, theta, grad, out, parallel=False):
+        """Write θ + step into ``out`` (shape and dtype of θ; may be θ itself); ``parallel``:
+        over Numba's threads (when nothing else, such as BLAS's threads, is busy on them)."""
         self.t += 1
-        return -self.learning_rate * grad
+        _update(_gd, parallel, theta, grad, self.learning_rate, out)
 
     def state(self):
         """``(t, arrays)``: the number of steps taken and the state arrays by name, enough to
@@ -54,12 +104,10 @@ class Momentum(GradientDescent):
         self.nesterov = nesterov
         self.velocity = np.zeros(n_params)
 
-    def step(self, grad):
+    def update(self, theta, grad, out, parallel=False):
         self.t += 1
-        self.velocity = self.momentum * self.velocity - self.learning_rate * grad
-        if self.nesterov:
-            return self.momentum * self.velocity - self.learning_rate * grad
-        return self.velocity
+        _update(_momentum, parallel, theta, grad, self.velocity, self.learning_rate, self.momentum,
+                self.nesterov, out)
 
 
 class Adam(GradientDescent):
@@ -71,13 +119,12 @@ class Adam(GradientDescent):
         self.first = np.zeros(n_params)
         self.second = np.zeros(n_params)
 
-    def step(self, grad):
+    def update(self, theta, grad, out, parallel=False):
         self.t += 1
-        self.first = self.beta_1 * self.first + (1 - self.beta_1) * grad
-        self.second = self.beta_2 * self.second + (1 - self.beta_2) * grad * grad
         rate = (self.learning_rate * np.sqrt(1 - self.beta_2**self.t)
                 / (1 - self.beta_1**self.t))
-        return -rate * self.first / (np.sqrt(self.second) + self.epsilon)
+        _update(_adam, parallel, theta, grad, self.first, self.second, rate, self.beta_1,
+                self.beta_2, self.epsilon, out)
 
 
 OPTIMIZERS = {"gd": GradientDescent, "sgd": Momentum, "adam": Adam}

@@ -216,7 +216,8 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
                 optimizer = optimizer_state or make_optimizer(
                     solver, objective.n_params, learning_rate, momentum, nesterov)
                 stopped = _run_steps(objective, theta, optimizer, batch, max_iter,
-                                     random_state, monitor, gtol=None if stochastic else tol)
+                                     random_state, monitor, gtol=None if stochastic else tol,
+                                     parallel=objective.backend_name() == "numba-parallel")
         except KeyboardInterrupt:
             stopped = "interrupted"
         except _Diverged:
@@ -274,28 +275,42 @@ def _lbfgs_reason(result, max_iter):
     return "abnormal"
 
 
-def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monitor, gtol):
+def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monitor, gtol,
+               parallel):
     """Steps of ``optimizer`` over batches of ``batch`` rows, ``max_iter`` epochs; with ``gtol``
-    (gd), stop when the largest component of the full-batch gradient is at most ``gtol``."""
+    (gd), stop when the largest component of the full-batch gradient is at most ``gtol``. The
+    updates run over Numba's threads (``parallel``) with the parallel kernels only: next to
+    BLAS's spinning threads they would fight for the cores.
+
+    θ lives in two buffers that take turns: each step reads one and writes the other, so the
+    parameters a finite cost was taken at stay intact (for divergence) without a copy."""
     m = objective.m
     rng = np.random.default_rng(random_state)
-    for _ in range(max_iter):
-        order = rng.permutation(m) if batch < m else None
-        costs = []
-        for start in range(0, m, batch):
-            rows = None if order is None else np.sort(order[start:start + batch])
-            J, grad = objective(theta, rows=rows)
-            if not np.isfinite(J):
-                return "diverged"
-            if gtol is not None and np.abs(grad).max() <= gtol:
-                monitor.record(theta, J)
-                return "converged"
-            monitor.last_finite = theta.copy()
-            theta += optimizer.step(grad).astype(theta.dtype, copy=False)
-            costs.append(J * (m if rows is None else len(rows)))
-        # Full batch: the cost is J at the θ before the step, so record that θ with it.
-        # Mini-batch: the epoch's mean batch cost goes with the θ at the end of the epoch.
-        reason = monitor.record(monitor.last_finite if batch == m else theta, sum(costs) / m)
-        if reason is not None:
-            return reason
-    return "max_iter"
+    current, spare = theta, np.empty_like(theta)
+    try:
+        for _ in range(max_iter):
+            order = rng.permutation(m) if batch < m else None
+            total = 0.0
+            for start in range(0, m, batch):
+                rows = None if order is None else np.sort(order[start:start + batch])
+                J, grad = objective(current, rows=rows)
+                if not np.isfinite(J):
+                    return "diverged"
+                if gtol is not None and np.abs(grad).max() <= gtol:
+                    monitor.record(current, J)
+                    return "converged"
+                monitor.last_finite = current
+                optimizer.update(current, grad, spare, parallel)
+                current, spare = spare, current
+                total += J * (m if rows is None else len(rows))
+            # Full batch: the cost is J at the θ before the step, so record that θ with it.
+            # Mini-batch: the epoch's mean batch cost goes with the θ at the end of the epoch.
+            reason = monitor.record(monitor.last_finite if batch == m else current, total / m)
+            if reason is not None:
+                return reason
+        return "max_iter"
+    finally:  # last_finite may be either buffer: keep it before θ is overwritten
+        if monitor.last_finite is not None:
+            monitor.last_finite = monitor.last_finite.copy()
+        if current is not theta:
+            theta[:] = current

@@ -185,3 +185,61 @@ def test_set_num_threads_leaves_results_unchanged():
 def test_set_num_threads_rejects(n):
     with pytest.raises(ValueError, match="n: expected an integer from 1 to"):
         fastnn.set_num_threads(n)
+
+
+@pytest.mark.parametrize("m", [1, 5, 64, 203, _numba.BATCH_ROWS, _numba.BATCH_ROWS + 1])
+@pytest.mark.parametrize(("layers", "target", "activation", "loss"), CASES)
+def test_batch_kernel_matches_naive_across_its_limit(layers, target, activation, loss, m):
+    """Up to BATCH_ROWS examples the Numba backends take the batch kernel, beyond it the
+    chunked one: both sides of the limit give the naive reference's J and ∇J."""
+    thetas, X, y = make_problem(layers, m=m, target=target)
+    J_ref, grads_ref = naive.cost_and_grad(thetas, X, y, 0.7, loss, activation)
+    for backend in ("numba", "numba-parallel"):
+        J, grads = fastnn.cost_and_grad(thetas, X, y, lam=0.7, loss=loss,
+                                        activation=activation, backend=backend)
+        assert J == pytest.approx(J_ref, rel=1e-12)
+        for grad, grad_ref in zip(grads, grads_ref):
+            assert scaled_error(grad, grad_ref) < 1e-12
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch", [1, 7, 64, 200, 1024, 1500])
+def test_mini_batch_read_through_its_rows(dtype, batch):
+    """A mini-batch given as row indices (read in place by the Numba kernels) gives what the
+    same rows copied out give, on every backend; serial and parallel agree bitwise."""
+    layers = [9, 8, 5, 3]
+    thetas, X, y = make_problem(layers, m=3000, target="multiclass", dtype=dtype)
+    theta = fastnn.pack(thetas)
+    rows = np.sort(np.random.default_rng(batch).permutation(3000)[:batch])
+    results = {}
+    for backend in fastnn.available_backends():
+        objective = fastnn.Objective(layers, X, y, lam=0.4, backend=backend, dtype=dtype)
+        results[backend] = objective(theta, rows=rows)
+    copied = fastnn.Objective(layers, X[rows], y[rows], lam=0.4 * batch / 3000,
+                              backend="numpy", dtype=dtype)
+    J_ref, grad_ref = copied(theta)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    for J, grad in results.values():
+        assert grad.dtype == dtype
+        assert J == pytest.approx(J_ref, rel=tolerance)
+        assert scaled_error(grad, grad_ref) < tolerance
+    J_serial, grad_serial = results["numba"]
+    J_parallel, grad_parallel = results["numba-parallel"]
+    assert J_serial == J_parallel and np.array_equal(grad_serial, grad_parallel)
+
+
+@pytest.mark.parametrize("m", [64, 1000])
+def test_batch_kernel_does_not_depend_on_the_thread_count(m):
+    thetas, X, y = make_problem([30, 17, 4], m=m, target="multiclass")
+    before = fastnn.get_num_threads()
+    results = []
+    try:
+        for n in range(1, numba.config.NUMBA_NUM_THREADS + 1):
+            fastnn.set_num_threads(n)
+            results.append(fastnn.cost_and_grad(thetas, X, y, lam=1.0,
+                                                backend="numba-parallel"))
+    finally:
+        fastnn.set_num_threads(before)
+    for J, grads in results[1:]:
+        assert J == results[0][0]
+        assert all(np.array_equal(g, g0) for g, g0 in zip(grads, results[0][1]))

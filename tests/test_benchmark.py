@@ -128,3 +128,98 @@ def test_call_memory_is_bounded():
         memory = benchmark.call_memory("wide-m", backend, "float64", scale=0.06)
         assert memory["inputs_mb"] == pytest.approx(60_000 * 100 * 8 / 2**20 + 60_000 * 8 / 2**20)
         assert 0 <= memory["extra_mb"] < 64, (backend, memory)
+
+
+@pytest.fixture(scope="module")
+def training_report():
+    """Every training implementation on 0.5 % of each workload, float64: adam and sgd epochs
+    with batches of 64 and of 1024 (more than m = 300: one full-batch update), 3 L-BFGS
+    iterations."""
+    runs = benchmark.training_runs(batch_sizes=(64, 1024), lbfgs_iter=3)
+    return benchmark.run_training(["float64"], list(benchmark.training_implementations()),
+                                  threads=1, repeats=1, scale=0.005, runs=runs, pause=0)
+
+
+def test_training_records(training_report):
+    rows = training_report["results"]
+    names = benchmark.training_implementations()
+    kinds = [("mnist", "adam", 64), ("mnist", "adam", 300), ("mnist", "sgd", 64),
+             ("mnist", "sgd", 300), ("digits", "lbfgs", 64), ("ex4", "lbfgs", 64)]
+    assert [(r["workload"], r["solver"], r["batch_size"], r["implementation"]) for r in rows] == [
+        (*kind, name) for kind in kinds for name in names]
+    for row in rows:
+        assert set(row) == {
+            "workload", "layers", "m", "dtype", "solver", "batch_size", "max_iter",
+            "learning_rate", "lam", "implementation", "threads", "unit", "times_s", "iterations",
+            "median_s", "examples_per_s", "J_start", "J", "vs_fastest_peer"}
+        assert row["unit"] == ("iteration" if row["solver"] == "lbfgs" else "epoch")
+        assert len(row["times_s"]) == len(row["iterations"]) == 1
+        assert row["median_s"] == pytest.approx(row["times_s"][0] / row["iterations"][0])
+        assert row["examples_per_s"] == pytest.approx(row["m"] / row["median_s"])
+        peers = [r["median_s"] for r in rows if r["implementation"] in benchmark.PEERS
+                 and (r["workload"], r["solver"], r["batch_size"]) ==
+                 (row["workload"], row["solver"], row["batch_size"])]
+        assert row["vs_fastest_peer"] == pytest.approx(row["median_s"] / min(peers))
+    assert {r["iterations"][0] for r in rows if r["solver"] != "lbfgs"} == {1}
+    text = benchmark.format_training_report(training_report)
+    assert "adam, one epoch (learning rate 0.001): mnist 784-128-10, m = 300, float64" in text
+    assert "L-BFGS, 3 iterations: digits 64-25-10, m = 64, float64" in text
+    assert "J reached" in text
+    assert json.loads(json.dumps(training_report)) == training_report
+
+
+@pytest.mark.parametrize("name", benchmark.training_implementations())
+def test_every_implementation_trains(training_report, name):
+    """J after the run, computed by fastnn for every implementation, is finite and below J(θ0)."""
+    for row in training_report["results"]:
+        if row["implementation"] == name:
+            assert np.isfinite(row["J"]) and row["J"] < row["J_start"], row
+
+
+def test_training_starts_from_the_same_weights(training_report):
+    """Each implementation's own weights after loading θ0, scored by fastnn, give the same J."""
+    for row in training_report["results"]:
+        fastnn_row = next(r for r in training_report["results"]
+                          if r["workload"] == row["workload"] and r["implementation"] == "numpy")
+        assert row["J_start"] == pytest.approx(fastnn_row["J_start"], rel=1e-12), row
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_one_full_batch_update_is_the_same_everywhere(training_report, solver):
+    """With the whole training set as one batch, shuffling plays no part: every implementation
+    takes the same step, and so reaches the same J (PyTorch's adam up to its placement of ε)."""
+    rows = [r for r in training_report["results"]
+            if r["solver"] == solver and r["batch_size"] == r["m"]]
+    reference = next(r["J"] for r in rows if r["implementation"] == "numpy")
+    for row in rows:
+        rel = 1e-5 if (solver, row["implementation"]) == ("adam", "torch") else 1e-12
+        assert row["J"] == pytest.approx(reference, rel=rel), row
+
+
+def test_bench_training_command(tmp_path, capsys):
+    out_json = tmp_path / "training.json"
+    status = main(["bench", "--training", "--scale", "0.005", "--repeats", "1", "--threads",
+                   "1", "--quiet", "--dtype", "float32", "--solvers", "sgd", "--batch-sizes",
+                   "100", "--implementations", "auto", "numpy", "--json", str(out_json)])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert ("sgd, one epoch (learning rate 0.001, Nesterov momentum 0.9): mnist 784-128-10, "
+            "m = 300, float32") in out
+    assert "ms/epoch" in out and "J reached" in out
+    rows = json.loads(out_json.read_text())["results"]
+    assert [(r["implementation"], r["batch_size"]) for r in rows] == [("auto", 100),
+                                                                     ("numpy", 100)]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--training", "--batch-sizes", "0"], "--batch-sizes: expected sizes of at least 1"),
+    (["--training", "--lbfgs-iter", "0"], "--lbfgs-iter: expected at least 1, got 0"),
+    (["--training", "--workloads", "deep"], "--workloads: no training runs on deep"),
+    (["--training", "--plot", "b.png"], "--plot: only for the cost-and-gradient tables"),
+    (["--training", "--implementations", "jax"], "not installed: jax"),
+    (["--solvers", "adam"], "--solvers: only with --training"),
+])
+def test_bench_training_bad_arguments(capsys, args, message):
+    assert main(["bench", "--quiet", "--scale", "0.005", *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

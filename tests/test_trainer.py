@@ -50,8 +50,8 @@ def test_mini_batch_penalty_uses_full_m(problem):
     objective, _, theta0 = problem
     rows = np.arange(32)
     J_batch, grad_batch = objective(theta0, rows=rows)
-    data = objective.data.take(rows)
-    data_only = fastnn.Objective(LAYERS, data.X, data.targets.labels, 0.0)
+    X, targets = objective.data.materialize()
+    data_only = fastnn.Objective(LAYERS, X[rows], targets.labels[rows], 0.0)
     J_data, grad_data = data_only(theta0)
     weights = theta0 * fastnn.network.penalty_mask(LAYERS)
     assert J_batch == pytest.approx(J_data + 0.1 / (2 * 240) * np.sum(weights**2), rel=1e-13)
@@ -217,3 +217,38 @@ def test_progress_bar_only_on_a_terminal(problem, capsys):
     train(objective, theta0, solver="gd", learning_rate=1.0, max_iter=30, verbose=True)
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def _reference_steps(solver, theta, grads, learning_rate):
+    """The update rules of fastnn.optim's table, step by step in NumPy."""
+    theta = theta.astype(np.float64)
+    first = np.zeros_like(theta)
+    second = np.zeros_like(theta)
+    for t, grad in enumerate(grads, start=1):
+        if solver == "gd":
+            theta = theta - learning_rate * grad
+        elif solver == "sgd":  # Nesterov momentum, μ = 0.9
+            first = 0.9 * first - learning_rate * grad
+            theta = theta + 0.9 * first - learning_rate * grad
+        else:
+            first = 0.9 * first + 0.1 * grad
+            second = 0.999 * second + 0.001 * grad * grad
+            rate = learning_rate * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+            theta = theta - rate * first / (np.sqrt(second) + 1e-8)
+    return theta
+
+
+@pytest.mark.parametrize("solver", ["gd", "sgd", "adam"])
+def test_update_rules_are_the_table(solver):
+    """The compiled one-pass updates compute the rules of the optim module's table."""
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=50)
+    grads = [rng.normal(size=50) for _ in range(5)]
+    rule = fastnn.optim.make_optimizer(solver, 50, 0.01)
+    current, out = theta.copy(), np.empty(50)
+    for grad in grads:
+        rule.update(current, grad, out)
+        current, out = out, current
+    np.testing.assert_allclose(current, _reference_steps(solver, theta, grads, 0.01),
+                               rtol=1e-14, atol=1e-15)
+    assert rule.t == 5

@@ -5,29 +5,44 @@ from typing import NamedTuple
 import numpy as np
 
 from fastnn._validation import Targets, check_targets, check_X
+from fastnn.network import penalty_mask
 
 
 class LocalData(NamedTuple):
-    """Checked, converted examples in this process's memory.
+    """Checked, converted examples in this process's memory, or a mini-batch of them.
 
-    X : ndarray of shape (m, s_1), C-contiguous, in the compute dtype
+    X : ndarray of shape (m_all, s_1), C-contiguous, in the compute dtype
     targets : fastnn._validation.Targets
+        For the m_all rows of X.
+    rows : ndarray of int64, shape (m,), or None
+        The examples of a mini-batch, as indices into X; None for all of them. A mini-batch
+        is not copied out of X: the Numba kernels read its rows through the indices.
     """
 
     X: np.ndarray
     targets: Targets
+    rows: np.ndarray | None = None
 
     @property
     def m(self):
-        return self.X.shape[0]
+        return self.X.shape[0] if self.rows is None else self.rows.shape[0]
 
     @property
     def inputs(self):
-        return self.X
+        return self.X if self.rows is None else self.X[self.rows]
 
     def take(self, rows):
-        """The examples ``rows`` (a slice or an index array)."""
-        return LocalData(self.X[rows], self.targets.take(rows))
+        """The examples ``rows`` (a slice or an index array, into these examples)."""
+        if isinstance(rows, slice):
+            rows = np.arange(*rows.indices(self.m), dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.int64)
+        return LocalData(self.X, self.targets, rows if self.rows is None else self.rows[rows])
+
+    def materialize(self):
+        """``(X, targets)`` of these examples as arrays of their own (a copy for a batch)."""
+        if self.rows is None:
+            return self.X, self.targets
+        return self.X[self.rows], self.targets.take(self.rows)
 
 
 class Backend:
@@ -53,3 +68,22 @@ class Backend:
 
     def forward(self, theta, layers, X, activation, logits=False):
         raise NotImplementedError
+
+    def cost_and_grad(self, theta, layers, data, activation, loss, lam, m, need_grad):
+        """J and ∇J on the b examples of ``data``, the penalty scaled by the full m:
+
+            J = (1/b) Σ loss terms + (λ/2m) Σ Θ²        ∇J = Δ/b + (λ/m) Θ
+
+        (bias column unpenalized): for a mini-batch, the batch estimate of the full
+        objective's data term plus the full objective's penalty. ``grad`` is in the dtype of
+        θ, or None unless ``need_grad``. This default builds them from :meth:`loss_and_delta`;
+        a backend may fuse them into its kernels.
+        """
+        loss_sum, Delta = self.loss_and_delta(theta, layers, data, activation, loss, need_grad)
+        weights = theta * penalty_mask(layers)
+        with np.errstate(over="ignore"):  # diverged weights give J = inf, for callers to see
+            J = loss_sum / data.m + 0.5 * lam * np.square(weights).sum() / m
+        if not need_grad:
+            return float(J), None
+        grad = Delta / data.m + (lam / m) * weights
+        return float(J), grad.astype(theta.dtype, copy=False)

@@ -33,12 +33,14 @@ into contiguous vectors, layer l at ``w_offsets[l]``. A chunk's activation and �
 unit_offsets[1])``; layer 1 is read straight from X.
 """
 
-import types
+import functools
+from itertools import pairwise
 
 import numba
 import numpy as np
 from numba import njit, prange
 
+from fastnn._jit import compile_loop
 from fastnn.activations import ACTIVATIONS, activate, derivative, sigmoid
 from fastnn.backends._base import Backend
 from fastnn.losses import LOSSES, loss_term_and_delta
@@ -72,22 +74,26 @@ def n_chunks(m):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _add_product(C, B, OUT):
-    """OUT += C B for C of shape (R, T), B (T, N), OUT (R, N); rows of B and OUT contiguous.
+def _add_product(C, B, OUT, n0, n1):
+    """OUT[:, n0:n1] += C B[:, n0:n1] for C of shape (R, T), B (T, N), OUT (R, N); rows of B
+    and OUT contiguous.
 
     A 4 × 4 tile of C is held in registers while the innermost loop runs along rows of B and
     OUT: every element of B loaded serves four rows of OUT, every element of OUT loaded and
     stored takes four products, and the lanes are independent, so the loop vectorizes without
-    reassociation. The three products of backpropagation are all of this form.
+    reassociation. The rows are sliced to the columns n0:n1 before the loop (a loop over
+    ``range(n0, n1)`` of whole rows does not vectorize). Every element of OUT gets its
+    products in order of t, whatever the column range, so splitting the columns among tasks
+    changes no result. The three products of backpropagation are all of this form.
     """
     R, T = C.shape
-    N = OUT.shape[1]
+    N = n1 - n0
     R4 = R - R % 4
     T4 = T - T % 4
     for r in range(0, R4, 4):
-        o0, o1, o2, o3 = OUT[r], OUT[r + 1], OUT[r + 2], OUT[r + 3]
+        o0, o1, o2, o3 = OUT[r, n0:n1], OUT[r + 1, n0:n1], OUT[r + 2, n0:n1], OUT[r + 3, n0:n1]
         for t in range(0, T4, 4):
-            b0, b1, b2, b3 = B[t], B[t + 1], B[t + 2], B[t + 3]
+            b0, b1, b2, b3 = B[t, n0:n1], B[t + 1, n0:n1], B[t + 2, n0:n1], B[t + 3, n0:n1]
             c00, c01, c02, c03 = C[r, t], C[r, t + 1], C[r, t + 2], C[r, t + 3]
             c10, c11, c12, c13 = C[r + 1, t], C[r + 1, t + 1], C[r + 1, t + 2], C[r + 1, t + 3]
             c20, c21, c22, c23 = C[r + 2, t], C[r + 2, t + 1], C[r + 2, t + 2], C[r + 2, t + 3]
@@ -99,7 +105,7 @@ def _add_product(C, B, OUT):
                 o2[n] += c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3
                 o3[n] += c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3
         for t in range(T4, T):
-            b0 = B[t]
+            b0 = B[t, n0:n1]
             c0, c1, c2, c3 = C[r, t], C[r + 1, t], C[r + 2, t], C[r + 3, t]
             for n in range(N):
                 x = b0[n]
@@ -108,10 +114,10 @@ def _add_product(C, B, OUT):
                 o2[n] += c2 * x
                 o3[n] += c3 * x
     for r in range(R4, R):
-        o = OUT[r]
+        o = OUT[r, n0:n1]
         for t in range(T):
             c = C[r, t]
-            b = B[t]
+            b = B[t, n0:n1]
             for n in range(N):
                 o[n] += c * b[n]
 
@@ -153,7 +159,8 @@ def _propagate_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X_bloc
         Z = _rows(acts, layers, unit_offsets, l + 1, nb)
         for b in range(nb):
             Z[b] = Theta[:, 0]
-        _add_product(A_in, WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out)), Z)
+        _add_product(A_in, WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out)), Z, 0,
+                         s_out)
         if l < n_weights - 1:
             for b in range(nb):
                 z = Z[b]
@@ -176,7 +183,7 @@ def _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, act
         d_out = _rows(deltas, layers, unit_offsets, l + 1, nb)
         A_in = X_block if l == 0 else _rows(acts, layers, unit_offsets, l, nb)
         DW_l = DW[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
-        _add_product(d_out.T, A_in, DW_l)
+        _add_product(d_out.T, A_in, DW_l, 0, s_in)
         Db_l = Db[unit_offsets[l + 1] - unit_offsets[1] : unit_offsets[l + 2] - unit_offsets[1]]
         for b in range(nb):
             d = d_out[b]
@@ -186,11 +193,38 @@ def _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, act
             break
         d_in = _rows(deltas, layers, unit_offsets, l, nb)
         d_in[:] = 0.0
-        _add_product(d_out, W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)), d_in)
+        _add_product(d_out, W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)), d_in, 0,
+                     s_in)
         for b in range(nb):
             d, a = d_in[b], A_in[b]
             for k in range(s_in):
                 d[k] *= derivative(a[k], activation)
+
+
+NO_ROWS = np.empty(0, dtype=np.int64)
+"""``rows`` of :func:`_loss_terms` when the block's examples are consecutive rows."""
+
+
+@njit(cache=True)
+def _loss_terms(Z_out, d_out, labels, Y, rows, start, loss):
+    """Σ loss terms of a block, and its δ(L) into ``d_out``; row r of the block is example
+    ``rows[start + r]``, or ``start + r`` when ``rows`` is empty."""
+    K = Z_out.shape[1]
+    use_matrix = Y.shape[0] > 0
+    cost = 0.0
+    for r in range(Z_out.shape[0]):
+        i = rows[start + r] if rows.shape[0] > 0 else start + r
+        for k in range(K):
+            if use_matrix:
+                t = Y[i, k]
+            elif K == 1:
+                t = labels[i]
+            else:
+                t = 1.0 if labels[i] == k else 0.0
+            term, delta = loss_term_and_delta(Z_out[r, k], t, loss)
+            cost += term
+            d_out[r, k] = delta
+    return cost
 
 
 @njit(cache=True)
@@ -214,9 +248,7 @@ def _loss_and_delta_chunks(
 ):
     """Σ_i Σ_k loss term and Σ_i Δ contributions (float64, unrolled like θ)."""
     m = X.shape[0]
-    K = layers[-1]
     L = layers.shape[0]
-    use_matrix = Y.shape[0] > 0
     W, WT = _split_weights(theta, layers, offsets, w_offsets)
     n_units = unit_offsets[-1] - unit_offsets[1]
     costs = np.zeros(n_chunks)
@@ -239,18 +271,7 @@ def _loss_and_delta_chunks(
                            activation, acts)
             Z_out = _rows(acts, layers, unit_offsets, L - 1, nb)
             d_out = _rows(deltas, layers, unit_offsets, L - 1, nb)
-            for b in range(nb):
-                i = start + b
-                for k in range(K):
-                    if use_matrix:
-                        t = Y[i, k]
-                    elif K == 1:
-                        t = labels[i]
-                    else:
-                        t = 1.0 if labels[i] == k else 0.0
-                    term, delta = loss_term_and_delta(Z_out[b, k], t, loss)
-                    cost += term
-                    d_out[b, k] = delta
+            cost += _loss_terms(Z_out, d_out, labels, Y, NO_ROWS, start, loss)
             if need_grad:
                 _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, acts,
                                 deltas, DW, Db)
@@ -292,20 +313,157 @@ def _forward_chunks(
                     H[start + b, k] = Z_out[b, k] if logits else sigmoid(Z_out[b, k])
 
 
-def _compile(py_func, parallel):
-    """``njit(cache=True, parallel=parallel)`` of ``py_func``, cached under its own name.
+BATCH_ROWS = FLUSH_BLOCKS * BLOCK
+"""Most examples the batch kernel takes (1024): up to this many, ∇J is computed by
+:func:`_batch_cost_and_grad` (a mini-batch, or a small full batch); beyond, by the chunked
+kernel. Equal to the longest run of examples the chunked kernel sums in the dtype of θ, so in
+float32 no sum runs over more examples in either."""
 
-    Numba's cache index is keyed by the function's name and bytecode, not by ``parallel``
-    (numba issue #6845), so the two compilations of one source would overwrite each other's
-    cache entries; the parallel one is compiled from a copy named ``<name>_parallel``.
+BATCH_BLOCKS = 16
+"""Blocks the batch kernel cuts its examples into (of at most ``BLOCK`` rows, a multiple of 4),
+so that even 64 examples keep every thread busy in the forward and δ pass. The rows of a block
+depend only on the batch size, never on the number of threads."""
+
+BATCH_TASKS = 16
+"""Tasks of about equal work the Δ products of the batch kernel are cut into: column ranges of
+each Δ(l), with as many columns as make a 16th of all weights (at least 8). Numba hands each
+thread an equal share of consecutive tasks, so tasks of equal work keep the threads equally
+busy; a task's columns of A(l) stay in cache while every row of Δ(l) uses them."""
+
+
+@njit(cache=True)
+def _layer_rows(buf, layers, unit_offsets, l, b, start, stop):
+    """Rows start ... stop−1 of layer l ≥ 1 in a buffer holding b rows of every layer after
+    the first, layer-major: layer l's (b, s_l) block at ``b · (unit_offsets[l] −
+    unit_offsets[1])``."""
+    s = layers[l]
+    base = b * (unit_offsets[l] - unit_offsets[1])
+    return buf[base + start * s : base + stop * s].reshape((stop - start, s))
+
+
+def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks, X, rows,
+                         labels, Y, activation, loss, need_grad, penalty, grad):
+    """J and ∇J on the b ≤ ``BATCH_ROWS`` examples ``X[rows]``, written into ``grad``.
+
+        J = (1/b) Σ_i Σ_k loss term + ½ penalty Σ Θ²    grad = Δ/b + penalty Θ  (bias: Δ/b)
+
+    with ``penalty`` = λ/m of the full objective. Work is split so that no thread holds a
+    P-sized accumulator and nothing is summed afterwards:
+
+    1. W(l), W(l)ᵀ copied contiguous, in parallel over the units of every layer.
+    2. Over blocks of examples (``BATCH_BLOCKS``), in parallel: the rows gathered through
+       ``rows`` (the batch is never copied out of X by the caller), the forward pass, the loss
+       terms and δ(L), and δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)), kept for every example.
+    3. Over tasks of columns k of one Δ(l) (see ``BATCH_TASKS``), in parallel: Δ(l)[:, k] =
+       Σ_i δ(l+1)_i A(l)_ik (and the bias column Δ(l)[:, 0] = Σ_i δ(l+1)_i), each summed over
+       the examples in order, then scaled and penalized straight into ``grad``. A task's
+       columns of A(l) stay in cache while every row of Δ(l) uses them.
+
+    Every sum runs in a fixed order over examples, blocks or tasks, so the serial and parallel
+    compilations agree bitwise, whatever the number of threads.
     """
-    if parallel:
-        name = py_func.__name__ + "_parallel"
-        py_func = types.FunctionType(
-            py_func.__code__, py_func.__globals__, name, py_func.__defaults__, py_func.__closure__
-        )
-        py_func.__qualname__ = name
-    return njit(cache=True, parallel=parallel)(py_func)
+    b = rows.shape[0]
+    L = layers.shape[0]
+    dtype = theta.dtype
+    n_units = unit_offsets[-1] - unit_offsets[1]
+    W = np.empty(w_offsets[-1], dtype=dtype)
+    WT = np.empty(w_offsets[-1], dtype=dtype)
+    for u in prange(n_units):
+        l = 0
+        while unit_offsets[l + 2] - unit_offsets[1] <= u:
+            l += 1
+        s_in, s_out = layers[l], layers[l + 1]
+        j = u - (unit_offsets[l + 1] - unit_offsets[1])
+        Theta = theta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
+        W_l = W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
+        WT_l = WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out))
+        for k in range(s_in):
+            W_l[j, k] = Theta[j, k + 1]
+            WT_l[k, j] = Theta[j, k + 1]
+
+    Xb = np.empty((b, layers[0]), dtype=dtype)
+    acts = np.empty(b * n_units, dtype=dtype)
+    deltas = np.empty(b * n_units, dtype=dtype)
+    block_rows = min(BLOCK, max(4, (b + 4 * BATCH_BLOCKS - 1) // (4 * BATCH_BLOCKS) * 4))
+    n_blocks = (b + block_rows - 1) // block_rows
+    block_costs = np.zeros(n_blocks)
+    for block in prange(n_blocks):
+        start = block * block_rows
+        stop = min(start + block_rows, b)
+        for r in range(start, stop):
+            Xb[r] = X[rows[r]]
+        A_in = Xb[start:stop]
+        for l in range(L - 1):
+            s_in, s_out = layers[l], layers[l + 1]
+            Theta = theta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
+            Z = _layer_rows(acts, layers, unit_offsets, l + 1, b, start, stop)
+            for r in range(stop - start):
+                Z[r] = Theta[:, 0]
+            _add_product(A_in, WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out)), Z, 0,
+                         s_out)
+            if l < L - 2:
+                for r in range(stop - start):
+                    z = Z[r]
+                    for j in range(s_out):
+                        z[j] = activate(z[j], activation)
+            A_in = Z
+        d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, b, start, stop)
+        block_costs[block] = _loss_terms(A_in, d_out, labels, Y, rows, start, loss)
+        if need_grad:
+            for l in range(L - 2, 0, -1):
+                s_in, s_out = layers[l], layers[l + 1]
+                d_out = _layer_rows(deltas, layers, unit_offsets, l + 1, b, start, stop)
+                d_in = _layer_rows(deltas, layers, unit_offsets, l, b, start, stop)
+                d_in[:] = 0.0
+                _add_product(d_out, W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)),
+                             d_in, 0, s_in)
+                A = _layer_rows(acts, layers, unit_offsets, l, b, start, stop)
+                for r in range(stop - start):
+                    d, a = d_in[r], A[r]
+                    for k in range(s_in):
+                        d[k] *= derivative(a[k], activation)
+
+    n_tasks = tasks.shape[0]
+    task_squares = np.zeros(n_tasks)
+    scale = 1.0 / b
+    Delta = np.empty(w_offsets[-1] if need_grad else 0, dtype=dtype)
+    for q in prange(n_tasks):
+        l, k0, k1 = tasks[q, 0], tasks[q, 1], tasks[q, 2]
+        s_in, s_out = layers[l], layers[l + 1]
+        Theta = theta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
+        squares = 0.0
+        if need_grad:
+            G = grad[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
+            d_out = _layer_rows(deltas, layers, unit_offsets, l + 1, b, 0, b)
+            A_in = Xb if l == 0 else _layer_rows(acts, layers, unit_offsets, l, b, 0, b)
+            D = Delta[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
+            for j in range(s_out):
+                D[j, k0:k1] = 0.0
+            _add_product(d_out.T, A_in, D, k0, k1)
+            for j in range(s_out):
+                if k0 == 0:
+                    bias = 0.0
+                    for i in range(b):
+                        bias += d_out[i, j]
+                    G[j, 0] = bias * scale
+                theta_j, grad_j, D_j = Theta[j], G[j], D[j]
+                for k in range(k0, k1):
+                    w = theta_j[k + 1]
+                    grad_j[k + 1] = D_j[k] * scale + penalty * w
+                    squares += w * w
+        else:
+            for j in range(s_out):
+                theta_j = Theta[j]
+                for k in range(k0, k1):
+                    squares += theta_j[k + 1] * theta_j[k + 1]
+        task_squares[q] = squares
+    total = 0.0
+    for block in range(n_blocks):
+        total += block_costs[block]
+    squares = 0.0
+    for q in range(n_tasks):
+        squares += task_squares[q]
+    return total * scale + 0.5 * penalty * squares
 
 
 class NumbaBackend(Backend):
@@ -313,33 +471,64 @@ class NumbaBackend(Backend):
 
     def __init__(self, parallel):
         self.parallel = parallel
-        self._loss_and_delta = _compile(_loss_and_delta_chunks, parallel)
-        self._forward = _compile(_forward_chunks, parallel)
-
-    @staticmethod
-    def _layout(layers):
-        layers = np.asarray(layers, dtype=np.int64)
-        unit_offsets = np.concatenate(([0], np.cumsum(layers)))
-        w_offsets = np.concatenate(([0], np.cumsum(layers[:-1] * layers[1:])))
-        return layers, theta_offsets(layers), unit_offsets, w_offsets
+        self._loss_and_delta = compile_loop(_loss_and_delta_chunks, parallel)
+        self._batch = compile_loop(_batch_cost_and_grad, parallel)
+        self._forward = compile_loop(_forward_chunks, parallel)
 
     def loss_and_delta(self, theta, layers, data, activation, loss, need_grad):
         """Σ_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
-        X, targets = data.X, data.targets
+        X, targets = data.materialize()
         total, Delta = self._loss_and_delta(
-            theta, *self._layout(layers), X, targets.labels, targets.Y,
+            theta, *_layout(tuple(layers))[:4], X, targets.labels, targets.Y,
             ACTIVATIONS[activation].code, LOSSES[loss], need_grad, n_chunks(X.shape[0]),
         )
         return total, (Delta if need_grad else None)
+
+    def cost_and_grad(self, theta, layers, data, activation, loss, lam, m, need_grad):
+        """J and ∇J (see :meth:`Backend.cost_and_grad`): up to ``BATCH_ROWS`` examples in one
+        fused call of the batch kernel, reading a mini-batch through its row indices; more by
+        the chunked kernel."""
+        if data.m > BATCH_ROWS:
+            return super().cost_and_grad(theta, layers, data, activation, loss, lam, m,
+                                         need_grad)
+        rows = data.rows if data.rows is not None else _all_rows(data.m)
+        grad = np.empty(theta.shape[0] if need_grad else 0, dtype=theta.dtype)
+        targets = data.targets
+        J = self._batch(theta, *_layout(tuple(layers)), data.X, rows, targets.labels,
+                        targets.Y, ACTIVATIONS[activation].code, LOSSES[loss], need_grad,
+                        lam / m, grad)
+        return float(J), (grad if need_grad else None)
 
     def forward(self, theta, layers, X, activation, logits=False):
         """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
         H = np.empty((X.shape[0], layers[-1]), dtype=theta.dtype)
         self._forward(
-            theta, *self._layout(layers), X, ACTIVATIONS[activation].code, logits,
+            theta, *_layout(tuple(layers))[:4], X, ACTIVATIONS[activation].code, logits,
             n_chunks(X.shape[0]), H,
         )
         return H
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(layers):
+    """``(layers, offsets, unit_offsets, w_offsets, tasks)`` of a network, made once: int64
+    arrays of the sizes, the start of each Θ(l) in θ, of each layer's units (input first), of
+    each W(l) = Θ(l)[:, 1:], and the batch kernel's tasks ``(l, first column, end column)``."""
+    sizes = np.asarray(layers, dtype=np.int64)
+    unit_offsets = np.concatenate(([0], np.cumsum(sizes)))
+    w_offsets = np.concatenate(([0], np.cumsum(sizes[:-1] * sizes[1:])))
+    share = int(np.sum(sizes[:-1] * sizes[1:])) / BATCH_TASKS
+    tasks = []
+    for l, (s_in, s_out) in enumerate(pairwise(layers)):
+        width = max(8, round(share / s_out / 8) * 8)
+        tasks += [(l, k, min(k + width, s_in)) for k in range(0, s_in, width)]
+    tasks = np.array(tasks, dtype=np.int64)
+    return sizes, theta_offsets(layers), unit_offsets, w_offsets, tasks
+
+
+@functools.lru_cache(maxsize=8)
+def _all_rows(m):
+    return np.arange(m, dtype=np.int64)
 
 
 SERIAL = NumbaBackend(parallel=False)

@@ -34,7 +34,8 @@ class NumpyBackend(Backend):
 
     def loss_and_delta(self, theta, layers, data, activation, loss, need_grad):
         """Σ_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
-        return loss_and_delta(theta, layers, data.X, data.targets, activation, loss, need_grad)
+        X, targets = data.materialize()
+        return loss_and_delta(theta, layers, X, targets, activation, loss, need_grad)
 
     def forward(self, theta, layers, X, activation, logits=False):
         """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""

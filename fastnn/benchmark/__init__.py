@@ -1,4 +1,5 @@
-"""Side-by-side timing of J and ∇J: fastnn's kernels, its NumPy fallback, and installed peers.
+"""Side-by-side timing of J and ∇J, and of training: fastnn's kernels, its NumPy fallback, and
+installed peers.
 
 One full-batch evaluation of the regularized cost and its gradient is timed per workload, dtype
 and implementation, all in one process, next to the machine's matrix-multiply peak measured in
@@ -22,6 +23,9 @@ The modules, in the order of a run:
     The run, and its report as text, JSON and a plot.
 ``memory``
     Memory of one call, measured in a fresh process (``_memory_probe``).
+``training``
+    Time per epoch of mini-batch adam and sgd and per L-BFGS iteration, each with the J reached,
+    from the same initial weights for every implementation (``fastnn bench --training``).
 
 scikit-learn, PyTorch and matplotlib are imported only by the functions that need them.
 """
@@ -38,28 +42,52 @@ from fastnn.benchmark.peers import (
 )
 from fastnn.benchmark.report import format_report, machine, plot_report, run_benchmarks, write_json
 from fastnn.benchmark.threads import PAUSE_S, gemm_peak, threads_for, time_interleaved
+from fastnn.benchmark.training import (
+    BATCH_SIZES,
+    LBFGS_ITER,
+    PREPARE_TRAINING,
+    TRAINING_SOLVERS,
+    TRAINING_WORKLOADS,
+    TrainingRun,
+    format_training_report,
+    run_training,
+    time_training,
+    training_implementations,
+    training_runs,
+)
 from fastnn.benchmark.workloads import LAMBDA, WORKLOADS, Workload, make_data
 
 __all__ = [
+    "BATCH_SIZES",
     "FASTNN",
     "LAMBDA",
+    "LBFGS_ITER",
     "OPTIONAL_PEERS",
     "PAUSE_S",
     "PEERS",
     "PREPARE",
+    "PREPARE_TRAINING",
+    "TRAINING_SOLVERS",
+    "TRAINING_WORKLOADS",
     "WORKLOADS",
     "SklearnObjective",
+    "TrainingRun",
     "Workload",
     "call_memory",
     "format_report",
+    "format_training_report",
     "gemm_peak",
     "implementations",
     "machine",
     "make_data",
     "plot_report",
     "run_benchmarks",
+    "run_training",
     "sklearn_cost_and_grad",
     "threads_for",
     "time_interleaved",
+    "time_training",
+    "training_implementations",
+    "training_runs",
     "write_json",
 ]
