@@ -18,7 +18,7 @@ from fastnn._validation import (
     check_X,
 )
 from fastnn.activations import ACTIVATIONS
-from fastnn.backends import BACKENDS, auto_backend, get_backend
+from fastnn.backends import BACKENDS, auto_backend, backend_for
 from fastnn.losses import LOSSES, NUMPY_LOSSES
 from fastnn.network import n_params, pack, penalty_mask, unpack
 
@@ -63,7 +63,7 @@ class Objective:
         self.lam = check_lam(lam)
         self.loss = check_choice(loss, "loss", LOSSES)
         self.activation = check_choice(activation, "activation", ACTIVATIONS)
-        self._backend = get_backend(self.backend, self.layers)
+        self._backend = backend_for(self.backend, self.layers)
         self.data = self._backend.prepare(X, y, self.layers, self.dtype, client)
         self.m = self.data.m
         self.n_params = n_params(self.layers)
@@ -88,9 +88,12 @@ class Objective:
         """
         return self._evaluate(vec, need_grad=True, rows=rows)
 
-    def backend_name(self):
-        """The backend that evaluates this objective (``"auto"`` resolved)."""
-        return self.backend if self.backend != "auto" else auto_backend(self.layers)
+    def backend_name(self, rows=None):
+        """The backend that evaluates this objective on batches of ``rows`` examples (all of
+        them when None), ``"auto"`` resolved."""
+        if self.backend != "auto":
+            return self.backend
+        return auto_backend(self.layers, self.m if rows is None else rows, self.dtype)
 
     def cost(self, vec):
         """J at θ = ``vec`` (no backpropagation)."""
@@ -211,7 +214,7 @@ def forward(thetas, X, *, activation="sigmoid", backend="auto", logits=False):
     layers = check_thetas(thetas)
     vec = pack(thetas)
     check_choice(activation, "activation", ACTIVATIONS)
-    implementation = get_backend(backend, layers)
+    implementation = backend_for(backend, layers)
     if not implementation.holds(X):
         X = check_X(X, layers[0], vec.dtype)
     return implementation.forward(vec, layers, X, activation, logits)

@@ -201,7 +201,7 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     # threads would wake for them and spin afterwards, taking the cores from Numba's threads
     # (measured: L-BFGS on digits with numba-parallel 2.6 s with BLAS threads, 0.4 s without).
     blas_limit = (threadpool_limits(limits=1, user_api="blas")
-                  if objective.backend_name() != "numpy" else nullcontext())
+                  if objective.backend_name(batch) != "numpy" else nullcontext())
     stochastic = solver in STOCHASTIC_SOLVERS
     # disable=None: a bar on a terminal only, not one line per update in a log file.
     bar = tqdm(total=max_iter, disable=None if verbose else True, desc=solver, unit="it")
@@ -217,7 +217,7 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
                     solver, objective.n_params, learning_rate, momentum, nesterov)
                 stopped = _run_steps(objective, theta, optimizer, batch, max_iter,
                                      random_state, monitor, gtol=None if stochastic else tol,
-                                     parallel=objective.backend_name() == "numba-parallel")
+                                     parallel=objective.backend_name(batch) == "numba-parallel")
         except KeyboardInterrupt:
             stopped = "interrupted"
         except _Diverged:

@@ -187,6 +187,13 @@ def test_set_num_threads_rejects(n):
         fastnn.set_num_threads(n)
 
 
+@pytest.fixture
+def batch_kernel_for_small_networks(monkeypatch):
+    """The batch kernel for networks of any size (it is used from BATCH_MIN_PARAMS weights)."""
+    monkeypatch.setattr(_numba, "BATCH_MIN_PARAMS", 0)
+
+
+@pytest.mark.usefixtures("batch_kernel_for_small_networks")
 @pytest.mark.parametrize("m", [1, 5, 64, 203, _numba.BATCH_ROWS, _numba.BATCH_ROWS + 1])
 @pytest.mark.parametrize(("layers", "target", "activation", "loss"), CASES)
 def test_batch_kernel_matches_naive_across_its_limit(layers, target, activation, loss, m):
@@ -202,11 +209,13 @@ def test_batch_kernel_matches_naive_across_its_limit(layers, target, activation,
             assert scaled_error(grad, grad_ref) < 1e-12
 
 
+@pytest.mark.parametrize("min_params", [0, _numba.BATCH_MIN_PARAMS])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("batch", [1, 7, 64, 200, 1024, 1500])
-def test_mini_batch_read_through_its_rows(dtype, batch):
+@pytest.mark.parametrize("batch", [1, 7, 64, 200, 512, 1500])
+def test_mini_batch_read_through_its_rows(monkeypatch, dtype, batch, min_params):
     """A mini-batch given as row indices (read in place by the Numba kernels) gives what the
     same rows copied out give, on every backend; serial and parallel agree bitwise."""
+    monkeypatch.setattr(_numba, "BATCH_MIN_PARAMS", min_params)
     layers = [9, 8, 5, 3]
     thetas, X, y = make_problem(layers, m=3000, target="multiclass", dtype=dtype)
     theta = fastnn.pack(thetas)
@@ -228,7 +237,8 @@ def test_mini_batch_read_through_its_rows(dtype, batch):
     assert J_serial == J_parallel and np.array_equal(grad_serial, grad_parallel)
 
 
-@pytest.mark.parametrize("m", [64, 1000])
+@pytest.mark.usefixtures("batch_kernel_for_small_networks")
+@pytest.mark.parametrize("m", [64, 500])
 def test_batch_kernel_does_not_depend_on_the_thread_count(m):
     thetas, X, y = make_problem([30, 17, 4], m=m, target="multiclass")
     before = fastnn.get_num_threads()
@@ -243,3 +253,23 @@ def test_batch_kernel_does_not_depend_on_the_thread_count(m):
     for J, grads in results[1:]:
         assert J == results[0][0]
         assert all(np.array_equal(g, g0) for g, g0 in zip(grads, results[0][1]))
+
+
+def test_auto_decides_per_call():
+    """"auto" picks by layer sizes, rows and dtype: a float32 mini-batch of 200 on MNIST-sized
+    layers goes to NumPy's sgemm, one of 64 to numba-parallel, float64 ones to numba-parallel."""
+    from fastnn.backends import AUTO, BACKENDS, auto_backend, backend_for
+
+    layers = [784, 128, 10]
+    assert backend_for("auto", layers) is AUTO
+    assert auto_backend(layers, 200, np.float32) == "numpy"
+    assert auto_backend(layers, 64, np.float32) == "numba-parallel"
+    assert auto_backend(layers, 200, np.float64) == "numba-parallel"
+    assert auto_backend(layers) == "numba-parallel"
+    assert auto_backend([784, 256, 128, 64, 10], 64, np.float32) == "numba-parallel"
+    assert auto_backend([64, 25, 10], 10**6, np.float32) == "numba-parallel"
+    assert AUTO.choose(layers, 200, np.dtype(np.float32)) is BACKENDS["numpy"]
+    objective = fastnn.Objective(layers, np.zeros((300, 784)), np.arange(300) % 10,
+                                 dtype=np.float32)
+    assert objective.backend_name(rows=200) == "numpy"
+    assert objective.backend_name(rows=64) == "numba-parallel"

@@ -27,6 +27,7 @@ Inputs given to ``loss_and_delta`` and ``forward`` are trusted: ``prepare`` and
 from itertools import pairwise
 
 import numba
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from fastnn._validation import check_choice
@@ -35,8 +36,8 @@ from fastnn.backends._dask import DaskBackend
 from fastnn.backends._numba import PARALLEL, SERIAL
 from fastnn.backends._numpy import NumpyBackend
 
-__all__ = ["BACKENDS", "Backend", "LocalData", "auto_backend", "available_backends",
-           "get_backend", "get_num_threads", "set_num_threads"]
+__all__ = ["AUTO", "BACKENDS", "Backend", "LocalData", "auto_backend", "available_backends",
+           "backend_for", "get_backend", "get_num_threads", "set_num_threads"]
 
 BACKENDS = {
     "numpy": NumpyBackend(),
@@ -54,7 +55,8 @@ def available_backends():
 
 
 def get_backend(name, layers):
-    """The backend called ``name``; ``"auto"`` picks the one measured fastest for ``layers``."""
+    """The backend called ``name``; ``"auto"`` picks the one measured fastest for a full batch
+    of ``layers`` in float64 (:func:`backend_for` gives the ``"auto"`` that decides per call)."""
     check_choice(name, "backend", ("auto", *BACKENDS))
     if name == "auto":
         name = auto_backend(layers)
@@ -62,19 +64,67 @@ def get_backend(name, layers):
 
 
 AUTO_NUMPY_MIN_WEIGHTS = 150_000
-"""Weights in one Θ(l) from which ``"auto"`` picks ``"numpy"``. Measured with ``fastnn bench``
-on 2 cores: ``numba-parallel`` is as fast as NumPy or faster on digits, ex4, mnist (largest
-Θ(l): 100,480 weights) and wide-m (0.74× NumPy's time in float64), and much faster inside
-training loops on small problems, where OpenBLAS's threads, woken for small products, spin
-and contend with the optimizer (L-BFGS on digits: 0.4 s against 1.9 s). On the deep net
-(784-256-...: 200,960 weights in Θ(1)), BLAS's cache blocking wins (0.87× ``numba-parallel``'s
-time in float64, 0.95× in float32)."""
+"""Weights in one Θ(l) from which ``"auto"`` picks ``"numpy"`` (but for float32 batches of 64
+or fewer). Measured with ``fastnn bench`` on 2 cores: ``numba-parallel`` is as fast as NumPy or
+faster on digits, ex4, mnist (largest Θ(l): 100,480 weights) and wide-m (0.74× NumPy's time
+in float64), and much faster inside training loops on small problems, where OpenBLAS's
+threads, woken for small products, spin and contend with the optimizer (L-BFGS on digits:
+0.4 s against 1.9 s). On the deep net (784-256-...: 200,960 weights in Θ(1)), BLAS's cache
+blocking wins (0.87× ``numba-parallel``'s time in float64, 0.95× in float32); on its
+mini-batches the two are within 15 % of each other either way in float64, and
+``numba-parallel`` takes 0.64× NumPy's time on float32 batches of 64."""
+
+AUTO_NUMPY_FLOAT32_MIN_WEIGHTS = 50_000
+AUTO_NUMPY_FLOAT32_MIN_ROWS = 129
+"""In float32, from this many rows on, with a Θ(l) of ``AUTO_NUMPY_FLOAT32_MIN_WEIGHTS``
+weights or more, ``"auto"`` picks ``"numpy"``: sgemm's eight-lane products win there.
+Measured per call (``numba-parallel`` ÷ NumPy, 2 threads, interleaved, best of 15) on
+784-128-10: 0.83 at 64 rows, 1.02 at 200, 1.10 at 512, 1.19 at 1024, 1.11 at 4096 (float64:
+0.57, 0.67, 1.02, then 0.85-0.87 with the chunked kernel at 1025 and 4096 rows)."""
 
 
-def auto_backend(layers):
-    """The name of the backend measured fastest for a network of these layer sizes."""
+def auto_backend(layers, m=None, dtype=np.float64):
+    """The name of the backend measured fastest for a network of these layer sizes, evaluated
+    on m rows (None: a full batch of many) in ``dtype``."""
     largest = max(s_in * s_out for s_in, s_out in pairwise(layers))
+    small_batch = m is not None and m <= 64
+    if np.dtype(dtype) == np.float32:
+        if small_batch:
+            return "numba-parallel"
+        if largest >= AUTO_NUMPY_FLOAT32_MIN_WEIGHTS and (
+                m is None or m >= AUTO_NUMPY_FLOAT32_MIN_ROWS):
+            return "numpy"
     return "numpy" if largest >= AUTO_NUMPY_MIN_WEIGHTS else "numba-parallel"
+
+
+class AutoBackend(Backend):
+    """``"auto"``: each call goes to the backend :func:`auto_backend` picks for the network,
+    the number of rows of that call (a mini-batch is not a full batch) and the dtype."""
+
+    def choose(self, layers, m, dtype):
+        return BACKENDS[auto_backend(layers, m, dtype)]
+
+    def loss_and_delta(self, theta, layers, data, activation, loss, need_grad):
+        return self.choose(layers, data.m, theta.dtype).loss_and_delta(
+            theta, layers, data, activation, loss, need_grad)
+
+    def cost_and_grad(self, theta, layers, data, activation, loss, lam, m, need_grad):
+        return self.choose(layers, data.m, theta.dtype).cost_and_grad(
+            theta, layers, data, activation, loss, lam, m, need_grad)
+
+    def forward(self, theta, layers, X, activation, logits=False):
+        return self.choose(layers, X.shape[0], theta.dtype).forward(
+            theta, layers, X, activation, logits)
+
+
+AUTO = AutoBackend()
+
+
+def backend_for(name, layers):
+    """The implementation behind ``backend=name``: :data:`AUTO` for ``"auto"`` (deciding per
+    call), else the named backend."""
+    check_choice(name, "backend", ("auto", *BACKENDS))
+    return AUTO if name == "auto" else BACKENDS[name]
 
 
 def set_num_threads(n):

@@ -159,7 +159,9 @@ class _FastnnTraining:
 
     def __init__(self, backend, layers, X, y, dtype):
         self.objective = Objective(layers, X, y, LAMBDA, backend=backend, dtype=dtype)
-        self.threads_name = self.objective.backend_name()
+        # auto may pick NumPy for some batches: its BLAS keeps all threads (the trainer itself
+        # holds BLAS to one thread around the Numba backends)
+        self.threads_name = backend
         self.theta = None
 
     def load(self, theta):
