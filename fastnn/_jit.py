@@ -3,10 +3,16 @@
 import types
 
 from numba import njit
+from numba import types as nbtypes
+from numba.extending import intrinsic
 
 
 def compile_loop(py_func, parallel):
     """``njit(cache=True, parallel=parallel)`` of ``py_func``, cached under its own name.
+
+    ``error_model="numpy"``: a division by zero gives inf or NaN instead of raising, so that
+    loops with divisions (the sigmoid's) have no exit and vectorize; the kernels' inputs are
+    finite, and a diverged θ shows as a non-finite J.
 
     The body's ``prange`` loops run over Numba's threads in the parallel compilation and as
     plain loops in the serial one. Numba's cache index is keyed by the function's name and
@@ -20,4 +26,16 @@ def compile_loop(py_func, parallel):
             py_func.__code__, py_func.__globals__, name, py_func.__defaults__, py_func.__closure__
         )
         py_func.__qualname__ = name
-    return njit(cache=True, parallel=parallel)(py_func)
+    return njit(cache=True, parallel=parallel, error_model="numpy")(py_func)
+
+
+@intrinsic
+def int64_as_float64(typingctx, bits):
+    """The float64 whose bits are those of the int64 ``bits`` (a bitcast, which vectorizes)."""
+    if not isinstance(bits, nbtypes.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(nbtypes.float64))
+
+    return nbtypes.float64(nbtypes.int64), codegen

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 from scipy.special import expit
 
-from fastnn.activations import sigmoid
+from fastnn.activations import exp_nonpositive, sigmoid
 
 CROSS_ENTROPY, SQUARED_ERROR = 0, 1
 
@@ -41,13 +41,13 @@ LOSSES = {"cross_entropy": CROSS_ENTROPY, "squared_error": SQUARED_ERROR}
 NUMPY_LOSSES = {CROSS_ENTROPY: _cross_entropy, SQUARED_ERROR: _squared_error}
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def softplus(x):
     """log(1 + e^x) without overflow."""
-    return max(x, 0.0) + np.log1p(np.exp(-abs(x)))
+    return max(x, 0.0) + np.log1p(exp_nonpositive(-abs(x)))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def loss_term_and_delta(z, t, code):
     """(loss term, δ(L)) of one sigmoid output unit with pre-activation z and target t."""
     h = sigmoid(z)

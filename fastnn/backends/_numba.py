@@ -41,7 +41,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastnn._jit import compile_loop
-from fastnn.activations import ACTIVATIONS, activate, derivative, sigmoid
+from fastnn.activations import ACTIVATIONS, activate_row, scale_by_derivative_row, sigmoid
 from fastnn.backends._base import Backend
 from fastnn.losses import LOSSES, loss_term_and_delta
 from fastnn.network import theta_offsets
@@ -146,7 +146,7 @@ def _rows(buf, layers, unit_offsets, l, nb):
     return buf[start : start + nb * layers[l]].reshape((nb, layers[l]))
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _propagate_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X_block, activation,
                      acts):
     """A(l+1) = g(A(l) W(l)ᵀ + Θ(l)[:, 0]) for a block of examples (rows); z(L) last, not σ."""
@@ -163,13 +163,11 @@ def _propagate_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X_bloc
                          s_out)
         if l < n_weights - 1:
             for b in range(nb):
-                z = Z[b]
-                for j in range(s_out):
-                    z[j] = activate(z[j], activation)
+                activate_row(Z[b], activation)
         A_in = Z
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, acts, deltas,
                     DW, Db):
     """Given δ(L) of a block: DW(l) += δ(l+1)ᵀ A(l), Db(l) += Σ_rows δ(l+1), and δ(l), l ≥ 2.
@@ -196,16 +194,14 @@ def _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, act
         _add_product(d_out, W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)), d_in, 0,
                      s_in)
         for b in range(nb):
-            d, a = d_in[b], A_in[b]
-            for k in range(s_in):
-                d[k] *= derivative(a[k], activation)
+            scale_by_derivative_row(d_in[b], A_in[b], activation)
 
 
 NO_ROWS = np.empty(0, dtype=np.int64)
 """``rows`` of :func:`_loss_terms` when the block's examples are consecutive rows."""
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _loss_terms(Z_out, d_out, labels, Y, rows, start, loss):
     """Σ loss terms of a block, and its δ(L) into ``d_out``; row r of the block is example
     ``rows[start + r]``, or ``start + r`` when ``rows`` is empty."""
@@ -408,9 +404,7 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
                          s_out)
             if l < L - 2:
                 for r in range(stop - start):
-                    z = Z[r]
-                    for j in range(s_out):
-                        z[j] = activate(z[j], activation)
+                    activate_row(Z[r], activation)
             A_in = Z
         d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, b, start, stop)
         block_costs[block] = _loss_terms(A_in, d_out, labels, Y, rows, start, loss)
@@ -424,9 +418,7 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
                              d_in, 0, s_in)
                 A = _layer_rows(acts, layers, unit_offsets, l, b, start, stop)
                 for r in range(stop - start):
-                    d, a = d_in[r], A[r]
-                    for k in range(s_in):
-                        d[k] *= derivative(a[k], activation)
+                    scale_by_derivative_row(d_in[r], A[r], activation)
 
     n_tasks = tasks.shape[0]
     task_squares = np.zeros(n_tasks)

@@ -1,0 +1,88 @@
+"""The compiled exp and sigmoid against libm, ulp by ulp, over the whole range the kernels use."""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from fastnn.activations import EXP_MIN, exp_nonpositive, sigmoid
+from fastnn.losses import softplus
+
+
+@njit
+def _over(f, x):
+    out = np.empty(x.shape[0])
+    for i in range(x.shape[0]):
+        out[i] = f(x[i])
+    return out
+
+
+@njit
+def _exp(x):
+    return exp_nonpositive(x)
+
+
+@njit
+def _sigmoid(x):
+    return sigmoid(x)
+
+
+@njit
+def _softplus(x):
+    return softplus(x)
+
+
+def ulps(actual, expected):
+    """Distance in units in the last place: how many float64 values lie between the two."""
+    a = np.asarray(actual, np.float64).view(np.int64)
+    b = np.asarray(expected, np.float64).view(np.int64)
+    return np.abs(a - b)
+
+
+SWEEP = -np.concatenate([
+    np.linspace(0.0, 1.0, 1_000_001),
+    np.linspace(1.0, 40.0, 1_000_001),
+    np.linspace(40.0, 708.0, 1_000_001),        # down to the last normal results
+    np.linspace(708.0, 746.0, 400_001),         # subnormal results, then 0
+    np.geomspace(1e-300, 1e-3, 100_001),        # tiny arguments: e^x rounds near 1
+    [np.log(2.0) / 2, 745.13321910194122, 745.1332191019412, 1000.0, 1e300, np.inf],
+])
+
+
+def test_exp_within_one_ulp_of_libm():
+    values = _over(_exp, SWEEP)
+    with np.errstate(under="ignore"):
+        expected = np.exp(SWEEP)
+    assert ulps(values, expected).max() <= 1
+    assert (values[SWEEP < EXP_MIN] == 0).all()
+
+
+def test_exp_propagates_nan():
+    assert np.isnan(_over(_exp, np.array([np.nan]))[0])
+
+
+def _libm_sigmoid(z):
+    """σ(z) as before the compiled exp: 1 / (1 + e^−z) for z ≥ 0, e^z / (1 + e^z) below."""
+    with np.errstate(under="ignore", over="ignore"):
+        e = np.exp(-np.abs(z))
+        return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+@pytest.mark.parametrize("scale", [1.0, 40.0, 800.0])
+def test_sigmoid_and_softplus_within_two_ulp(scale):
+    """The saturated tails included: at |z| = 800, σ is 0 or 1 and softplus is z or e^z."""
+    z = np.linspace(-scale, scale, 2_000_001)
+    assert ulps(_over(_sigmoid, z), _libm_sigmoid(z)).max() <= 2
+    with np.errstate(under="ignore"):
+        reference = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+    assert ulps(_over(_softplus, z), reference).max() <= 2
+
+
+def test_sigmoid_at_infinities_and_nan():
+    values = _over(_sigmoid, np.array([np.inf, -np.inf, np.nan, 0.0]))
+    assert values[0] == 1.0 and values[1] == 0.0 and np.isnan(values[2]) and values[3] == 0.5
+
+
+def test_the_check_can_fail():
+    """ulps counts neighbours: the next float64 is 1 away, a 1e-15 relative change several."""
+    assert ulps(1.0, np.nextafter(1.0, 2.0)) == 1
+    assert ulps(1.0, 1.0 + 1e-15) > 2
