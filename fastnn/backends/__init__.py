@@ -11,8 +11,11 @@ Every backend is an object with the same small interface (:class:`Backend`), so 
 ``loss_and_delta(theta, layers, data, activation, loss, need_grad)``
     ``(Σ_i Σ_k loss term, Δ)`` over the examples of ``data``, where Δ is
     ``Σ_i δ(l+1) [1; a(l)]ᵀ`` for every l, unrolled like θ in float64 (None unless
-    ``need_grad``). Division by m and the penalty are added by the caller, once, for every
-    backend alike.
+    ``need_grad``): the partial sums the Dask backend adds across chunks.
+``cost_and_grad(theta, layers, data, activation, loss, lam, m, need_grad)``
+    J and ∇J with the penalty λ/2m Σ Θ² of the full objective (m its number of examples), in
+    the dtype of θ: by default from ``loss_and_delta``; the Numba backends fuse it into a
+    kernel for mini-batches.
 ``forward(theta, layers, X, activation, logits=False)``
     The outputs h_Θ(x) = σ(z(L)), or z(L) with ``logits``, shape (m, K), in the dtype of θ; X
     is a checked in-memory array, a prepared ``inputs``, or an array the backend ``holds``.

@@ -31,6 +31,12 @@ threads.
 into contiguous vectors, layer l at ``w_offsets[l]``. A chunk's activation and δ buffers hold
 ``BLOCK`` rows of every layer after the first, layer l at ``BLOCK · (unit_offsets[l] −
 unit_offsets[1])``; layer 1 is read straight from X.
+
+That chunked kernel serves full batches and small networks. A mini-batch of a large network
+(see ``BATCH_ROWS``) goes through the batch kernel, :func:`_batch_cost_and_grad`, which keeps
+the activations and δ of every example of the batch, reads the batch's rows of X through their
+indices, and splits the Δ products by columns of Δ(l) instead of by examples, so that no thread
+holds a copy of Δ; it also adds the penalty and writes ∇J in the dtype of θ in the same call.
 """
 
 import functools
