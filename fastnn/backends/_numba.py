@@ -129,78 +129,93 @@ def _add_product(C, B, OUT, n0, n1):
 
 
 @njit(cache=True)
-def _split_weights(theta, layers, offsets, w_offsets):
-    """W(l) = Θ(l)[:, 1:] and W(l)ᵀ, each contiguous, layer l at ``w_offsets[l]``."""
-    W = np.empty(w_offsets[-1], dtype=theta.dtype)
-    WT = np.empty(w_offsets[-1], dtype=theta.dtype)
-    for l in range(layers.shape[0] - 1):
-        s_in, s_out = layers[l], layers[l + 1]
-        Theta = theta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
-        W_l = W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
-        WT_l = WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out))
-        for j in range(s_out):
-            for k in range(s_in):
-                W_l[j, k] = Theta[j, k + 1]
-                WT_l[k, j] = Theta[j, k + 1]
-    return W, WT
+def _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT):
+    """Row j of W(l) = Θ(l)[:, 1:] and column j of W(l)ᵀ, both contiguous (layer l at
+    ``w_offsets[l]``), for unit u of the units after the input layer (unit j of layer l+1).
+    The kernels copy every unit's weights once per call, in parallel over units."""
+    l = 0
+    while unit_offsets[l + 2] - unit_offsets[1] <= u:
+        l += 1
+    s_in, s_out = layers[l], layers[l + 1]
+    j = u - (unit_offsets[l + 1] - unit_offsets[1])
+    Theta = theta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
+    W_l = W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
+    WT_l = WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out))
+    for k in range(s_in):
+        W_l[j, k] = Theta[j, k + 1]
+        WT_l[k, j] = Theta[j, k + 1]
 
 
 @njit(cache=True)
-def _rows(buf, layers, unit_offsets, l, nb):
-    """The (nb, s_l) block of layer l ≥ 1 in a per-chunk buffer of ``BLOCK`` rows per layer."""
-    start = BLOCK * (unit_offsets[l] - unit_offsets[1])
-    return buf[start : start + nb * layers[l]].reshape((nb, layers[l]))
+def _layer_rows(buf, layers, unit_offsets, l, b, start, stop):
+    """Rows start ... stop−1 of layer l ≥ 1 in a buffer holding b rows of every layer after
+    the first, layer-major: layer l's (b, s_l) block at ``b · (unit_offsets[l] −
+    unit_offsets[1])``."""
+    s = layers[l]
+    base = b * (unit_offsets[l] - unit_offsets[1])
+    return buf[base + start * s : base + stop * s].reshape((stop - start, s))
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _propagate_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X_block, activation,
-                     acts):
-    """A(l+1) = g(A(l) W(l)ᵀ + Θ(l)[:, 0]) for a block of examples (rows); z(L) last, not σ."""
+                     acts, b, start):
+    """A(l+1) = g(A(l) W(l)ᵀ + Θ(l)[:, 0]) for a block of examples (rows); z(L) last, not σ.
+
+    The block's rows go to rows ``start ...`` of ``acts``, a buffer of b rows per layer."""
     nb = X_block.shape[0]
     n_weights = layers.shape[0] - 1
     A_in = X_block
     for l in range(n_weights):
         s_in, s_out = layers[l], layers[l + 1]
         Theta = theta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
-        Z = _rows(acts, layers, unit_offsets, l + 1, nb)
-        for b in range(nb):
-            Z[b] = Theta[:, 0]
+        Z = _layer_rows(acts, layers, unit_offsets, l + 1, b, start, start + nb)
+        for r in range(nb):
+            Z[r] = Theta[:, 0]
         _add_product(A_in, WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out)), Z, 0,
-                         s_out)
+                     s_out)
         if l < n_weights - 1:
-            for b in range(nb):
-                activate_row(Z[b], activation)
+            for r in range(nb):
+                activate_row(Z[r], activation)
         A_in = Z
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _backpropagate_block(layers, unit_offsets, W, w_offsets, activation, acts, deltas, b, start,
+                         stop):
+    """Given δ(L) of rows start ... stop−1: δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)) for l = L−1 ... 2,
+    row by row, in buffers of b rows per layer."""
+    for l in range(layers.shape[0] - 2, 0, -1):
+        s_in, s_out = layers[l], layers[l + 1]
+        d_out = _layer_rows(deltas, layers, unit_offsets, l + 1, b, start, stop)
+        d_in = _layer_rows(deltas, layers, unit_offsets, l, b, start, stop)
+        A = _layer_rows(acts, layers, unit_offsets, l, b, start, stop)
+        d_in[:] = 0.0
+        _add_product(d_out, W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)), d_in, 0,
+                     s_in)
+        for r in range(stop - start):
+            scale_by_derivative_row(d_in[r], A[r], activation)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, acts, deltas,
                     DW, Db):
-    """Given δ(L) of a block: DW(l) += δ(l+1)ᵀ A(l), Db(l) += Σ_rows δ(l+1), and δ(l), l ≥ 2.
-
-    δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)) row by row; DW is unrolled like W, Db holds the biases of
-    layer l+1 at ``unit_offsets[l+1] − unit_offsets[1]``, like the block buffers.
-    """
+    """Given δ(L) of a block: δ(l) for l ≥ 2, DW(l) += δ(l+1)ᵀ A(l) and Db(l) += Σ_rows
+    δ(l+1); DW is unrolled like W, Db holds the biases of layer l+1 at ``unit_offsets[l+1] −
+    unit_offsets[1]``, like the block buffers."""
     nb = X_block.shape[0]
-    for l in range(layers.shape[0] - 2, -1, -1):
+    _backpropagate_block(layers, unit_offsets, W, w_offsets, activation, acts, deltas, BLOCK, 0,
+                         nb)
+    for l in range(layers.shape[0] - 1):
         s_in, s_out = layers[l], layers[l + 1]
-        d_out = _rows(deltas, layers, unit_offsets, l + 1, nb)
-        A_in = X_block if l == 0 else _rows(acts, layers, unit_offsets, l, nb)
-        DW_l = DW[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
-        _add_product(d_out.T, A_in, DW_l, 0, s_in)
+        d_out = _layer_rows(deltas, layers, unit_offsets, l + 1, BLOCK, 0, nb)
+        A_in = X_block if l == 0 else _layer_rows(acts, layers, unit_offsets, l, BLOCK, 0, nb)
+        _add_product(d_out.T, A_in, DW[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)),
+                     0, s_in)
         Db_l = Db[unit_offsets[l + 1] - unit_offsets[1] : unit_offsets[l + 2] - unit_offsets[1]]
-        for b in range(nb):
-            d = d_out[b]
+        for r in range(nb):
+            d = d_out[r]
             for j in range(s_out):
                 Db_l[j] += d[j]
-        if l == 0:
-            break
-        d_in = _rows(deltas, layers, unit_offsets, l, nb)
-        d_in[:] = 0.0
-        _add_product(d_out, W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)), d_in, 0,
-                     s_in)
-        for b in range(nb):
-            scale_by_derivative_row(d_in[b], A_in[b], activation)
 
 
 NO_ROWS = np.empty(0, dtype=np.int64)
@@ -251,8 +266,11 @@ def _loss_and_delta_chunks(
     """Σ_i Σ_k loss term and Σ_i Δ contributions (float64, unrolled like θ)."""
     m = X.shape[0]
     L = layers.shape[0]
-    W, WT = _split_weights(theta, layers, offsets, w_offsets)
     n_units = unit_offsets[-1] - unit_offsets[1]
+    W = np.empty(w_offsets[-1], dtype=theta.dtype)
+    WT = np.empty(w_offsets[-1], dtype=theta.dtype)
+    for u in prange(n_units):
+        _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT)
     costs = np.zeros(n_chunks)
     Delta_chunks = np.zeros((n_chunks, theta.shape[0] if need_grad else 0))
     for c in prange(n_chunks):
@@ -270,9 +288,9 @@ def _loss_and_delta_chunks(
             X_block = X[start:stop]
             nb = stop - start
             _propagate_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X_block,
-                           activation, acts)
-            Z_out = _rows(acts, layers, unit_offsets, L - 1, nb)
-            d_out = _rows(deltas, layers, unit_offsets, L - 1, nb)
+                             activation, acts, BLOCK, 0)
+            Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, BLOCK, 0, nb)
+            d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, BLOCK, 0, nb)
             cost += _loss_terms(Z_out, d_out, labels, Y, NO_ROWS, start, loss)
             if need_grad:
                 _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, acts,
@@ -300,16 +318,19 @@ def _forward_chunks(
     """H[i] = h_Θ(x(i)) = σ(z(L)) for every example, or z(L) itself with ``logits``."""
     m = X.shape[0]
     L = layers.shape[0]
-    WT = _split_weights(theta, layers, offsets, w_offsets)[1]
     n_units = unit_offsets[-1] - unit_offsets[1]
+    W = np.empty(w_offsets[-1], dtype=theta.dtype)
+    WT = np.empty(w_offsets[-1], dtype=theta.dtype)
+    for u in prange(n_units):
+        _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT)
     for c in prange(n_chunks):
         acts = np.empty(BLOCK * n_units, dtype=theta.dtype)
         chunk_stop = (c + 1) * m // n_chunks
         for start in range(c * m // n_chunks, chunk_stop, BLOCK):
             stop = min(start + BLOCK, chunk_stop)
             _propagate_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X[start:stop],
-                           activation, acts)
-            Z_out = _rows(acts, layers, unit_offsets, L - 1, stop - start)
+                             activation, acts, BLOCK, 0)
+            Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, BLOCK, 0, stop - start)
             for b in range(stop - start):
                 for k in range(H.shape[1]):
                     H[start + b, k] = Z_out[b, k] if logits else sigmoid(Z_out[b, k])
@@ -336,16 +357,6 @@ BATCH_TASKS = 16
 each Δ(l), with as many columns as make a 16th of all weights (at least 8). Numba hands each
 thread an equal share of consecutive tasks, so tasks of equal work keep the threads equally
 busy; a task's columns of A(l) stay in cache while every row of Δ(l) uses them."""
-
-
-@njit(cache=True)
-def _layer_rows(buf, layers, unit_offsets, l, b, start, stop):
-    """Rows start ... stop−1 of layer l ≥ 1 in a buffer holding b rows of every layer after
-    the first, layer-major: layer l's (b, s_l) block at ``b · (unit_offsets[l] −
-    unit_offsets[1])``."""
-    s = layers[l]
-    base = b * (unit_offsets[l] - unit_offsets[1])
-    return buf[base + start * s : base + stop * s].reshape((stop - start, s))
 
 
 def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks, X, rows,
@@ -376,17 +387,7 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     W = np.empty(w_offsets[-1], dtype=dtype)
     WT = np.empty(w_offsets[-1], dtype=dtype)
     for u in prange(n_units):
-        l = 0
-        while unit_offsets[l + 2] - unit_offsets[1] <= u:
-            l += 1
-        s_in, s_out = layers[l], layers[l + 1]
-        j = u - (unit_offsets[l + 1] - unit_offsets[1])
-        Theta = theta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
-        W_l = W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
-        WT_l = WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out))
-        for k in range(s_in):
-            W_l[j, k] = Theta[j, k + 1]
-            WT_l[k, j] = Theta[j, k + 1]
+        _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT)
 
     Xb = np.empty((b, layers[0]), dtype=dtype)
     acts = np.empty(b * n_units, dtype=dtype)
@@ -399,32 +400,14 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
         stop = min(start + block_rows, b)
         for r in range(start, stop):
             Xb[r] = X[rows[r]]
-        A_in = Xb[start:stop]
-        for l in range(L - 1):
-            s_in, s_out = layers[l], layers[l + 1]
-            Theta = theta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
-            Z = _layer_rows(acts, layers, unit_offsets, l + 1, b, start, stop)
-            for r in range(stop - start):
-                Z[r] = Theta[:, 0]
-            _add_product(A_in, WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out)), Z, 0,
-                         s_out)
-            if l < L - 2:
-                for r in range(stop - start):
-                    activate_row(Z[r], activation)
-            A_in = Z
+        _propagate_block(theta, layers, offsets, unit_offsets, WT, w_offsets, Xb[start:stop],
+                         activation, acts, b, start)
+        Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, b, start, stop)
         d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, b, start, stop)
-        block_costs[block] = _loss_terms(A_in, d_out, labels, Y, rows, start, loss)
+        block_costs[block] = _loss_terms(Z_out, d_out, labels, Y, rows, start, loss)
         if need_grad:
-            for l in range(L - 2, 0, -1):
-                s_in, s_out = layers[l], layers[l + 1]
-                d_out = _layer_rows(deltas, layers, unit_offsets, l + 1, b, start, stop)
-                d_in = _layer_rows(deltas, layers, unit_offsets, l, b, start, stop)
-                d_in[:] = 0.0
-                _add_product(d_out, W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)),
-                             d_in, 0, s_in)
-                A = _layer_rows(acts, layers, unit_offsets, l, b, start, stop)
-                for r in range(stop - start):
-                    scale_by_derivative_row(d_in[r], A[r], activation)
+            _backpropagate_block(layers, unit_offsets, W, w_offsets, activation, acts, deltas, b,
+                                 start, stop)
 
     n_tasks = tasks.shape[0]
     task_squares = np.zeros(n_tasks)
