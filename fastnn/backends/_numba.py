@@ -80,26 +80,22 @@ def n_chunks(m):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _add_product(C, B, OUT, n0, n1):
-    """OUT[:, n0:n1] += C B[:, n0:n1] for C of shape (R, T), B (T, N), OUT (R, N); rows of B
-    and OUT contiguous.
+def _add_product(C, B, OUT):
+    """OUT += C B for C of shape (R, T), B (T, N), OUT (R, N); rows of B and OUT contiguous.
 
     A 4 × 4 tile of C is held in registers while the innermost loop runs along rows of B and
     OUT: every element of B loaded serves four rows of OUT, every element of OUT loaded and
     stored takes four products, and the lanes are independent, so the loop vectorizes without
-    reassociation. The rows are sliced to the columns n0:n1 before the loop (a loop over
-    ``range(n0, n1)`` of whole rows does not vectorize). Every element of OUT gets its
-    products in order of t, whatever the column range, so splitting the columns among tasks
-    changes no result. The three products of backpropagation are all of this form.
+    reassociation. The three products of backpropagation are all of this form.
     """
     R, T = C.shape
-    N = n1 - n0
+    N = OUT.shape[1]
     R4 = R - R % 4
     T4 = T - T % 4
     for r in range(0, R4, 4):
-        o0, o1, o2, o3 = OUT[r, n0:n1], OUT[r + 1, n0:n1], OUT[r + 2, n0:n1], OUT[r + 3, n0:n1]
+        o0, o1, o2, o3 = OUT[r], OUT[r + 1], OUT[r + 2], OUT[r + 3]
         for t in range(0, T4, 4):
-            b0, b1, b2, b3 = B[t, n0:n1], B[t + 1, n0:n1], B[t + 2, n0:n1], B[t + 3, n0:n1]
+            b0, b1, b2, b3 = B[t], B[t + 1], B[t + 2], B[t + 3]
             c00, c01, c02, c03 = C[r, t], C[r, t + 1], C[r, t + 2], C[r, t + 3]
             c10, c11, c12, c13 = C[r + 1, t], C[r + 1, t + 1], C[r + 1, t + 2], C[r + 1, t + 3]
             c20, c21, c22, c23 = C[r + 2, t], C[r + 2, t + 1], C[r + 2, t + 2], C[r + 2, t + 3]
@@ -111,7 +107,7 @@ def _add_product(C, B, OUT, n0, n1):
                 o2[n] += c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3
                 o3[n] += c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3
         for t in range(T4, T):
-            b0 = B[t, n0:n1]
+            b0 = B[t]
             c0, c1, c2, c3 = C[r, t], C[r + 1, t], C[r + 2, t], C[r + 3, t]
             for n in range(N):
                 x = b0[n]
@@ -120,10 +116,10 @@ def _add_product(C, B, OUT, n0, n1):
                 o2[n] += c2 * x
                 o3[n] += c3 * x
     for r in range(R4, R):
-        o = OUT[r, n0:n1]
+        o = OUT[r]
         for t in range(T):
             c = C[r, t]
-            b = B[t, n0:n1]
+            b = B[t]
             for n in range(N):
                 o[n] += c * b[n]
 
@@ -171,8 +167,7 @@ def _propagate_block(theta, layers, offsets, unit_offsets, WT, w_offsets, X_bloc
         Z = _layer_rows(acts, layers, unit_offsets, l + 1, b, start, start + nb)
         for r in range(nb):
             Z[r] = Theta[:, 0]
-        _add_product(A_in, WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out)), Z, 0,
-                     s_out)
+        _add_product(A_in, WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out)), Z)
         if l < n_weights - 1:
             for r in range(nb):
                 activate_row(Z[r], activation)
@@ -190,8 +185,7 @@ def _backpropagate_block(layers, unit_offsets, W, w_offsets, activation, acts, d
         d_in = _layer_rows(deltas, layers, unit_offsets, l, b, start, stop)
         A = _layer_rows(acts, layers, unit_offsets, l, b, start, stop)
         d_in[:] = 0.0
-        _add_product(d_out, W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)), d_in, 0,
-                     s_in)
+        _add_product(d_out, W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)), d_in)
         for r in range(stop - start):
             scale_by_derivative_row(d_in[r], A[r], activation)
 
@@ -209,8 +203,7 @@ def _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, act
         s_in, s_out = layers[l], layers[l + 1]
         d_out = _layer_rows(deltas, layers, unit_offsets, l + 1, BLOCK, 0, nb)
         A_in = X_block if l == 0 else _layer_rows(acts, layers, unit_offsets, l, BLOCK, 0, nb)
-        _add_product(d_out.T, A_in, DW[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)),
-                     0, s_in)
+        _add_product(d_out.T, A_in, DW[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)))
         Db_l = Db[unit_offsets[l + 1] - unit_offsets[1] : unit_offsets[l + 2] - unit_offsets[1]]
         for r in range(nb):
             d = d_out[r]
@@ -374,8 +367,9 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
        terms and δ(L), and δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)), kept for every example.
     3. Over tasks of columns k of one Δ(l) (see ``BATCH_TASKS``), in parallel: Δ(l)[:, k] =
        Σ_i δ(l+1)_i A(l)_ik (and the bias column Δ(l)[:, 0] = Σ_i δ(l+1)_i), each summed over
-       the examples in order, then scaled and penalized straight into ``grad``. A task's
-       columns of A(l) stay in cache while every row of Δ(l) uses them.
+       the examples in order, then scaled and penalized straight into ``grad``. A task copies
+       its columns of A(l) into a contiguous panel, which stays in cache while every row of
+       Δ(l) uses it.
 
     Every sum runs in a fixed order over examples, blocks or tasks, so the serial and parallel
     compilations agree bitwise, whatever the number of threads.
@@ -412,7 +406,6 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     n_tasks = tasks.shape[0]
     task_squares = np.zeros(n_tasks)
     scale = 1.0 / b
-    Delta = np.empty(w_offsets[-1] if need_grad else 0, dtype=dtype)
     for q in prange(n_tasks):
         l, k0, k1 = tasks[q, 0], tasks[q, 1], tasks[q, 2]
         s_in, s_out = layers[l], layers[l + 1]
@@ -422,10 +415,12 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
             G = grad[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
             d_out = _layer_rows(deltas, layers, unit_offsets, l + 1, b, 0, b)
             A_in = Xb if l == 0 else _layer_rows(acts, layers, unit_offsets, l, b, 0, b)
-            D = Delta[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
-            for j in range(s_out):
-                D[j, k0:k1] = 0.0
-            _add_product(d_out.T, A_in, D, k0, k1)
+            width = k1 - k0
+            panel = np.empty((b, width), dtype=dtype)  # A(l)[:, k0:k1], contiguous
+            for i in range(b):
+                panel[i] = A_in[i, k0:k1]
+            D = np.zeros((s_out, width), dtype=dtype)  # Δ(l)[:, 1 + k0 : 1 + k1]
+            _add_product(d_out.T, panel, D)
             for j in range(s_out):
                 if k0 == 0:
                     bias = 0.0
@@ -435,7 +430,7 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
                 theta_j, grad_j, D_j = Theta[j], G[j], D[j]
                 for k in range(k0, k1):
                     w = theta_j[k + 1]
-                    grad_j[k + 1] = D_j[k] * scale + penalty * w
+                    grad_j[k + 1] = D_j[k - k0] * scale + penalty * w
                     squares += w * w
         else:
             for j in range(s_out):
