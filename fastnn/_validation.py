@@ -11,30 +11,54 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-class Targets(NamedTuple):
-    """Validated targets in the form the kernels read.
+NO_WEIGHTS = np.empty(0)
+"""``Targets.weights`` when every example weighs the same."""
 
-    Exactly one of the two arrays has m rows; the other is empty.
+
+class Targets(NamedTuple):
+    """Validated targets, and the examples' weights, in the form the kernels read.
+
+    Exactly one of ``labels`` and ``Y`` has m rows; the other is empty.
 
     labels : ndarray of int64, shape (m,) or (0,)
         Class labels ``0 ... K-1`` for ``K >= 2`` (output k's target is ``[label == k]``), or the
         0/1 target itself for ``K = 1``.
     Y : ndarray of shape (m, K) or (0, K)
-        A 0/1 target matrix (multi-label, or one-hot given as a matrix), in the compute dtype.
+        A target matrix in the compute dtype: 0/1 (multi-label, or one-hot given as a matrix),
+        or real values for an identity output layer.
+    weights : ndarray of float64, shape (m,) or (0,)
+        Example i's weight w_i scaled to mean 1 (``w_i m / Σ_j w_j``, see
+        :func:`check_sample_weight`), or empty when no weights were given. The kernels
+        multiply example i's loss terms and δ(L) by it, so ``(1/m) Σ_i w_i loss_i`` is the
+        weighted mean ``Σ_i w_i loss_i / Σ_i w_i`` of the given weights.
+    weight_scale : float
+        The scale ``m / Σ_j w_j`` (1 without weights): the penalty ``(λ / 2 Σ w) Σ Θ²`` is
+        ``(λ weight_scale / 2m) Σ Θ²``.
     """
 
     labels: np.ndarray
     Y: np.ndarray
+    weights: np.ndarray = NO_WEIGHTS
+    weight_scale: float = 1.0
 
     @property
     def is_matrix(self):
         return self.Y.shape[0] > 0
 
+    @property
+    def weighted(self):
+        return self.weights.shape[0] > 0
+
     def take(self, rows):
-        """The targets of the examples ``rows`` (a slice or an index array)."""
+        """The targets (and weights) of the examples ``rows`` (a slice or an index array)."""
+        weights = self.weights[rows] if self.weighted else self.weights
         if self.is_matrix:
-            return Targets(self.labels, self.Y[rows])
-        return Targets(self.labels[rows], self.Y)
+            return Targets(self.labels, self.Y[rows], weights, self.weight_scale)
+        return Targets(self.labels[rows], self.Y, weights, self.weight_scale)
+
+    def weights_of(self, rows):
+        """The weights of the examples ``rows`` (a slice), or None without weights."""
+        return self.weights[rows] if self.weighted else None
 
     def one_hot(self, rows, dtype):
         """Dense ``(len(rows), K)`` targets for the examples ``rows`` (a slice)."""
@@ -191,17 +215,62 @@ def _integral_values(y):
     raise TypeError(f"y: expected integer labels or a 0/1 array, got {_describe(y)}")
 
 
-def check_targets(y, m, K, dtype):
-    """Targets for m examples and K outputs (see :class:`Targets`).
+def check_sample_weight(sample_weight, m):
+    """Example weights as float64 of shape (m,) scaled to mean 1, and the scale ``m / Σ w``;
+    ``(NO_WEIGHTS, 1.0)`` for None.
+
+    Weights must be finite and non-negative, with a positive sum. Scaling by ``m / Σ w`` leaves
+    the weighted objective unchanged (it is normalized by Σ w) and makes it the plain one when
+    all weights are equal: weights that all scale to exactly 1 are dropped.
+    """
+    if sample_weight is None:
+        return NO_WEIGHTS, 1.0
+    w = check_weight_shape(np.asarray(sample_weight), m).astype(np.float64)
+    scale = weight_scale(np.isfinite(w).all(), w.min(), w.sum(), m)
+    w *= scale
+    if (w == 1.0).all():  # equal weights: the plain objective, computed as such
+        return NO_WEIGHTS, 1.0
+    return w, scale
+
+
+def check_weight_shape(w, m):
+    """``w`` (an array, in memory or not) if it holds numbers and has shape (m,)."""
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight: expected numbers, got {_describe(w)}")
+    if w.ndim != 1 or w.shape[0] != m:
+        raise ValueError(f"sample_weight: expected shape ({m},), one weight per example, got "
+                         f"shape {w.shape}")
+    return w
+
+
+def weight_scale(finite, low, total, m):
+    """``m / Σ w`` from a summary of the weights (all finite, the least, the sum), or a
+    ValueError naming sample_weight."""
+    if not finite:
+        raise ValueError("sample_weight: contains NaN or infinity")
+    if low < 0:
+        raise ValueError(f"sample_weight: expected weights >= 0, got {float(low)!r}")
+    if total <= 0:
+        raise ValueError("sample_weight: every weight is zero; at least one must be positive")
+    return m / total
+
+
+def check_targets(y, m, K, dtype, real=False, sample_weight=None):
+    """Targets and weights for m examples and K outputs (see :class:`Targets`).
 
     ``y`` may be integer labels ``0 ... K-1`` of shape (m,) for ``K >= 2``, a 0/1 vector of
-    shape (m,) for ``K = 1``, or a 0/1 matrix of shape (m, K).
+    shape (m,) for ``K = 1``, or a 0/1 matrix of shape (m, K); with ``real`` (an identity
+    output layer), any finite values of shape (m,) for ``K = 1`` or (m, K).
+    ``sample_weight`` goes through :func:`check_sample_weight`.
     """
     y_arr = np.asarray(y)
     if y_arr.ndim not in (1, 2):
         raise ValueError(f"y: expected shape (m,) or (m, K), got shape {y_arr.shape}")
     if y_arr.shape[0] != m:
         raise ValueError(f"y: has {y_arr.shape[0]} rows but X has m = {m} examples")
+    weights, scale = check_sample_weight(sample_weight, m)
+    if real:
+        return Targets(np.empty(0, np.int64), _real_targets(y_arr, K, dtype), weights, scale)
     values = _integral_values(y_arr)
     if y_arr.ndim == 2:
         if y_arr.shape[1] != K:
@@ -211,7 +280,8 @@ def check_targets(y, m, K, dtype):
             )
         if ((values != 0) & (values != 1)).any():
             raise ValueError("y: a target matrix must hold only 0 and 1")
-        return Targets(np.empty(0, np.int64), np.ascontiguousarray(values, dtype=dtype))
+        return Targets(np.empty(0, np.int64), np.ascontiguousarray(values, dtype=dtype),
+                       weights, scale)
     high = 1 if K == 1 else K - 1
     if values.min() < 0 or values.max() > high:
         if K == 1:
@@ -219,4 +289,22 @@ def check_targets(y, m, K, dtype):
         else:
             what = f"labels 0 ... {high} for K = {K} outputs"
         raise ValueError(f"y: expected {what}, got values from {values.min()} to {values.max()}")
-    return Targets(np.ascontiguousarray(values), np.empty((0, K), dtype=dtype))
+    return Targets(np.ascontiguousarray(values), np.empty((0, K), dtype=dtype), weights, scale)
+
+
+def _real_targets(y, K, dtype):
+    """Real-valued targets as a contiguous (m, K) matrix of ``dtype``."""
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"y: expected real-valued targets, got {_describe(y)}")
+    if y.ndim == 1:
+        if K != 1:
+            raise ValueError(f"y: a vector of targets fits K = 1 output, the network has K = "
+                             f"{K}; give y of shape (m, {K})")
+        y = y[:, None]
+    if y.shape[1] != K:
+        raise ValueError(f"y: expected one column per output unit, K = {K}, got shape "
+                         f"{y.shape}")
+    Y = np.ascontiguousarray(y, dtype=dtype)
+    if not np.isfinite(Y).all():
+        raise ValueError(f"y: contains NaN or infinity, or values beyond {dtype}'s range")
+    return Y

@@ -169,7 +169,7 @@ def plot_history(history, path):
     top.set_ylabel("cost")
     top.set_yscale("log")
     top.legend()
-    bottom.plot(iterations, history["val_accuracy"], color="tab:green")
+    bottom.plot(iterations, history["val_score"], color="tab:green")
     bottom.set_ylabel("test accuracy")
     bottom.set_xlabel("iteration")
     figure.tight_layout()

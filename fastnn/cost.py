@@ -3,8 +3,15 @@
     J = (1/m) Σ_i Σ_k loss term(h_k(x(i)), y_k(i)) + (λ / 2m) Σ_l Σ_j Σ_{i≥1} Θ(l)_{j,i}²
     D(l) = Δ(l) / m + (λ/m) Θ(l), except D(l)[:, 0] = Δ(l)[:, 0] / m
 
-The backends return the sums over examples; the division by m and the penalty are added here,
-the same way for every backend.
+With example weights w_i (scikit-learn's convention), m becomes W = Σ_i w_i and example i's
+loss terms count w_i times:
+
+    J = (1/W) Σ_i w_i Σ_k loss term + (λ / 2W) Σ Θ²
+
+so integer weights are the same as repeating rows, and weights of 1 the same as none. The
+weights are scaled to mean 1 once (w_i m / W, see :class:`fastnn._validation.Targets`), which
+turns this into the unweighted formulas above with w_i inside the sum; the backends multiply
+each example's terms and δ(L) by it.
 """
 
 import numpy as np
@@ -19,7 +26,7 @@ from fastnn._validation import (
 )
 from fastnn.activations import ACTIVATIONS
 from fastnn.backends import BACKENDS, auto_backend, backend_for
-from fastnn.losses import LOSSES, NUMPY_LOSSES
+from fastnn.losses import LOSSES, NUMPY_LOSSES, OUTPUT_ACTIVATIONS, output_code
 from fastnn.network import n_params, pack, penalty_mask, unpack
 
 __all__ = ["Objective", "check_gradients", "cost", "cost_and_grad", "forward", "predict"]
@@ -39,12 +46,16 @@ class Objective:
     X : array-like of shape (m, s_1)
         Inputs; converted once to ``dtype``.
     y : array-like of shape (m,) or (m, K)
-        Integer labels ``0 ... K-1`` (K ≥ 2), a 0/1 vector (K = 1), or a 0/1 matrix.
+        Integer labels ``0 ... K-1`` (K ≥ 2), a 0/1 vector (K = 1), or a 0/1 matrix; for the
+        identity output, real values ((m,) for K = 1).
     lam : float
         λ ≥ 0, the weight of the penalty on all but the bias column.
     loss : {"cross_entropy", "squared_error"}
+        ``"squared_error"`` only with the identity output.
     activation : {"sigmoid", "tanh", "relu"}
-        Activation of the hidden layers (the output layer is always the sigmoid).
+        Activation of the hidden layers.
+    output_activation : {"sigmoid", "identity"}
+        The output layer: h = σ(z(L)) (classification), or h = z(L) (regression).
     backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}
         ``"dask"``: X and y (Dask arrays chunked by rows, or in-memory arrays) are kept on the
         workers of a Dask cluster and the sums over examples are computed there (see
@@ -53,33 +64,49 @@ class Objective:
         The dtype of X, θ and the gradient inside the computation.
     client : distributed.Client, optional
         The cluster for ``backend="dask"``; by default Dask's default client.
+    sample_weight : array-like of shape (m,), optional
+        Example weights w_i ≥ 0 (not all 0): J normalized by Σ w_i (see the module's
+        docstring). A Dask array with ``backend="dask"``.
     """
 
     def __init__(self, layers, X, y, lam=0.0, *, loss="cross_entropy", activation="sigmoid",
-                 backend="auto", dtype=np.float64, client=None):
+                 output_activation="sigmoid", backend="auto", dtype=np.float64, client=None,
+                 sample_weight=None):
         self.layers = check_layers(layers)
         self.dtype = check_dtype(dtype)
         self.backend = check_choice(backend, "backend", ("auto", *BACKENDS))
         self.lam = check_lam(lam)
         self.loss = check_choice(loss, "loss", LOSSES)
         self.activation = check_choice(activation, "activation", ACTIVATIONS)
+        self.output_activation = check_choice(output_activation, "output_activation",
+                                              OUTPUT_ACTIVATIONS)
+        self._output = output_code(self.output_activation, self.loss)
         self._backend = backend_for(self.backend, self.layers)
-        self.data = self._backend.prepare(X, y, self.layers, self.dtype, client)
+        self.data = self._backend.prepare(X, y, self.layers, self.dtype, client,
+                                          real=self.regression, sample_weight=sample_weight)
         self.m = self.data.m
+        # The penalty (λ / 2 Σw) Σ Θ² in the form (λ' / 2m) Σ Θ² the backends compute.
+        self._lam = self.lam * self.data.weight_scale
         self.n_params = n_params(self.layers)
         self._mask = penalty_mask(self.layers)
+
+    @property
+    def regression(self):
+        """True for the identity output layer (real-valued targets)."""
+        return self.output_activation == "identity"
 
     def _evaluate(self, vec, need_grad, rows=None):
         """J and ∇J on the examples ``rows`` (all when None), penalty scaled by the full m.
 
-        With b examples in ``rows``: ``J = (1/b) Σ_rows loss terms + (λ/2m) Σ Θ²`` and
-        ``∇J = Δ/b + (λ/m) Θ`` (bias column unpenalized): the batch estimate of the full
-        objective's data term, plus the full objective's penalty.
+        With b examples in ``rows``: ``J = (1/b) Σ_rows w_i loss terms + (λ/2m) Σ Θ²`` and
+        ``∇J = Δ/b + (λ/m) Θ`` (bias column unpenalized; w_i of mean 1 over all m examples):
+        the batch estimate of the full objective's data term, plus the full objective's
+        penalty, so that the batch objectives of an epoch average to J.
         """
         vec = np.ascontiguousarray(vec, dtype=self.dtype)
         data = self.data if rows is None else self.data.take(rows)
-        return self._backend.cost_and_grad(vec, self.layers, data, self.activation, self.loss,
-                                           self.lam, self.m, need_grad)
+        return self._backend.cost_and_grad(vec, self.layers, data, self.activation,
+                                           self._output, self._lam, self.m, need_grad)
 
     def __call__(self, vec, rows=None):
         """``(J, grad)`` at θ = ``vec``; ``grad`` of shape (P,) in the objective's dtype.
@@ -103,49 +130,71 @@ class Objective:
         """Outputs h_Θ(x) of the objective's examples (z(L) with ``logits``), shape (m, K)."""
         vec = np.ascontiguousarray(vec, dtype=self.dtype)
         return self._backend.forward(vec, self.layers, self.data.inputs, self.activation,
-                                     logits)
+                                     logits or self.regression)
 
-    def cost_and_accuracy(self, vec):
-        """J at θ = ``vec`` and the fraction of examples predicted right (every label right,
-        for a target matrix), from one forward pass over the examples.
+    def cost_and_score(self, vec):
+        """J at θ = ``vec`` and the score of the predictions, from one forward pass: the
+        (weighted) fraction of examples predicted right (every label right, for a target
+        matrix) for the sigmoid output, R² (:func:`r2_score`) for the identity output.
 
         The loss terms are taken from z(L) by the NumPy form of the loss
         (:data:`fastnn.losses.NUMPY_LOSSES`); predictions are those of :func:`predict`.
         """
         targets = self.data.targets
         if targets is None:
-            raise ValueError(f"accuracy: the targets of backend={self.backend!r} stay where "
+            raise ValueError(f"score: the targets of backend={self.backend!r} stay where "
                              "they are computed; validate on in-memory data")
         vec = np.ascontiguousarray(vec, dtype=self.dtype)
         Z = self.forward(vec, logits=True)
+        w = targets.weights_of(slice(None))
         with np.errstate(under="ignore"):
-            loss_sum = NUMPY_LOSSES[LOSSES[self.loss]](Z, targets.one_hot(slice(None), Z.dtype))[0]
+            loss_sum = NUMPY_LOSSES[self._output](Z, targets.one_hot(slice(None), Z.dtype), w)[0]
+        penalized = vec * self._mask
+        J = loss_sum / self.m + 0.5 * self._lam * np.square(penalized).sum() / self.m
+        if self.regression:
+            return float(J), r2_score(targets.Y, Z, w)
+        with np.errstate(under="ignore"):
             H = ACTIVATIONS["sigmoid"].forward(Z)
-        weights = vec * self._mask
-        J = loss_sum / self.m + 0.5 * self.lam * np.square(weights).sum() / self.m
         if targets.is_matrix:
             right = ((H >= 0.5) == targets.Y).all(axis=1)
         elif H.shape[1] == 1:
             right = (H[:, 0] >= 0.5) == targets.labels
         else:
             right = H.argmax(axis=1) == targets.labels
-        return float(J), float(right.mean())
+        return float(J), float(np.average(right, weights=w))
 
-    def accuracy(self, vec):
-        """Fraction of examples predicted right (see :meth:`cost_and_accuracy`)."""
-        return self.cost_and_accuracy(vec)[1]
+    def score(self, vec):
+        """The score of the predictions (see :meth:`cost_and_score`)."""
+        return self.cost_and_score(vec)[1]
 
 
-def _objective(thetas, X, y, lam, loss, activation, backend, client=None):
+def r2_score(Y, H, w=None):
+    """The coefficient of determination, as scikit-learn's ``r2_score`` (uniform average over
+    outputs; an output whose targets are constant scores 1 when predicted exactly, else 0).
+
+        R²_k = 1 − Σ_i w_i (y_ik − h_ik)² / Σ_i w_i (y_ik − ȳ_k)²,  ȳ_k = Σ_i w_i y_ik / Σ_i w_i
+
+    Y, H : ndarray of shape (m, K); w : ndarray of shape (m,) or None (all 1).
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    w = np.ones(Y.shape[0]) if w is None else w
+    residual = w @ np.square(Y - H)
+    total = w @ np.square(Y - (w @ Y) / w.sum())
+    exact = total > 0
+    scores = np.where(residual == 0, 1.0, 0.0)
+    scores[exact] = 1.0 - residual[exact] / total[exact]
+    return float(scores.mean())
+
+
+def _objective(thetas, X, y, lam, **options):
     layers = check_thetas(thetas)
     dtype = np.result_type(*thetas)
-    objective = Objective(layers, X, y, lam, loss=loss, activation=activation, backend=backend,
-                          dtype=dtype, client=client)
+    objective = Objective(layers, X, y, lam, dtype=dtype, **options)
     return objective, pack(thetas)
 
 
-def cost(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="sigmoid", backend="auto",
-         client=None):
+def cost(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="sigmoid",
+         output_activation="sigmoid", backend="auto", client=None, sample_weight=None):
     """The regularized cost J(Θ).
 
     Parameters
@@ -155,28 +204,36 @@ def cost(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="sigmoid", b
         is the dtype of the computation.
     X : array-like of shape (m, s_1)
     y : array-like of shape (m,) or (m, K)
-        Integer labels ``0 ... K-1`` (K ≥ 2), a 0/1 vector (K = 1), or a 0/1 matrix.
+        Integer labels ``0 ... K-1`` (K ≥ 2), a 0/1 vector (K = 1), or a 0/1 matrix; for the
+        identity output, real values ((m,) for K = 1).
     lam : float, default 0
         λ ≥ 0.
     loss : {"cross_entropy", "squared_error"}, default "cross_entropy"
+        ``"squared_error"`` only with the identity output.
     activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
-        Activation of the hidden layers; the output layer is always the sigmoid.
+        Activation of the hidden layers.
+    output_activation : {"sigmoid", "identity"}, default "sigmoid"
+        The output layer: h = σ(z(L)), or h = z(L) (regression, with ``"squared_error"``).
     backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}, default "auto"
         ``"dask"`` computes on the Dask cluster of ``client`` (X and y as Dask arrays chunked
         by rows, or in-memory arrays); see :class:`Objective`.
     client : distributed.Client, optional
         For ``backend="dask"``; by default Dask's default client.
+    sample_weight : array-like of shape (m,), optional
+        Example weights ≥ 0: J = (1/Σw) Σ_i w_i Σ_k loss term + (λ/2Σw) Σ Θ².
 
     Returns
     -------
     J : float
     """
-    objective, vec = _objective(thetas, X, y, lam, loss, activation, backend, client)
+    objective, vec = _objective(thetas, X, y, lam, loss=loss, activation=activation,
+                                output_activation=output_activation, backend=backend,
+                                client=client, sample_weight=sample_weight)
     return objective.cost(vec)
 
 
 def cost_and_grad(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="sigmoid",
-                  backend="auto", client=None):
+                  output_activation="sigmoid", backend="auto", client=None, sample_weight=None):
     """The regularized cost J(Θ) and its gradient by backpropagation.
 
     Parameters are those of :func:`cost`.
@@ -187,12 +244,15 @@ def cost_and_grad(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="si
     grads : list of ndarray
         ``grads[l] = ∂J/∂Θ(l)``, shaped like ``thetas[l]``, in the dtype of the computation.
     """
-    objective, vec = _objective(thetas, X, y, lam, loss, activation, backend, client)
+    objective, vec = _objective(thetas, X, y, lam, loss=loss, activation=activation,
+                                output_activation=output_activation, backend=backend,
+                                client=client, sample_weight=sample_weight)
     J, grad = objective(vec)
     return J, unpack(grad, objective.layers)
 
 
-def forward(thetas, X, *, activation="sigmoid", backend="auto", logits=False):
+def forward(thetas, X, *, activation="sigmoid", output_activation="sigmoid", backend="auto",
+            logits=False):
     """Forward propagation: the outputs h_Θ(x) of every example.
 
     Parameters
@@ -201,6 +261,7 @@ def forward(thetas, X, *, activation="sigmoid", backend="auto", logits=False):
         ``thetas[l]`` of shape ``(s_{l+2}, s_{l+1} + 1)``.
     X : array-like of shape (m, s_1)
     activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
+    output_activation : {"sigmoid", "identity"}, default "sigmoid"
     backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}, default "auto"
         ``"dask"`` takes a Dask array chunked by rows and returns a Dask array.
     logits : bool, default False
@@ -209,15 +270,18 @@ def forward(thetas, X, *, activation="sigmoid", backend="auto", logits=False):
     Returns
     -------
     H : ndarray of shape (m, K)
-        Sigmoid outputs (or z(L)), in the dtype of ``thetas``.
+        Sigmoid outputs, or z(L) (with ``logits`` or the identity output), in the dtype of
+        ``thetas``.
     """
     layers = check_thetas(thetas)
     vec = pack(thetas)
     check_choice(activation, "activation", ACTIVATIONS)
+    identity = check_choice(output_activation, "output_activation",
+                            OUTPUT_ACTIVATIONS) == "identity"
     implementation = backend_for(backend, layers)
     if not implementation.holds(X):
         X = check_X(X, layers[0], vec.dtype)
-    return implementation.forward(vec, layers, X, activation, logits)
+    return implementation.forward(vec, layers, X, activation, logits or identity)
 
 
 def predict(thetas, X, *, activation="sigmoid", backend="auto"):
@@ -236,7 +300,8 @@ def predict(thetas, X, *, activation="sigmoid", backend="auto"):
 
 
 def check_gradients(thetas, X, y, lam=0.0, *, eps=1e-4, loss="cross_entropy",
-                    activation="sigmoid", backend="auto"):
+                    activation="sigmoid", output_activation="sigmoid", backend="auto",
+                    sample_weight=None):
     """Compare backpropagation with central differences on the unrolled θ.
 
     ``num_p = (J(θ + ε e_p) − J(θ − ε e_p)) / 2ε`` for every parameter p (2P evaluations of J:
@@ -250,7 +315,9 @@ def check_gradients(thetas, X, y, lam=0.0, *, eps=1e-4, loss="cross_entropy",
         ``‖num − backprop‖ / ‖num + backprop‖``; about 1e-9 or less in float64 for a correct
         gradient.
     """
-    objective, vec = _objective(thetas, X, y, lam, loss, activation, backend)
+    objective, vec = _objective(thetas, X, y, lam, loss=loss, activation=activation,
+                                output_activation=output_activation, backend=backend,
+                                sample_weight=sample_weight)
     _, grad = objective(vec)
     numerical = np.empty(vec.shape[0])
     for p in range(vec.shape[0]):

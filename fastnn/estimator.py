@@ -346,7 +346,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = (self.n_iter_ if warm else 0) + len(history)
         self.best_loss_ = float(min(best_loss, self.best_loss_) if warm else best_loss)
         monitored = self.early_stopping and self.solver in STOCHASTIC_SOLVERS
-        scores = history["val_accuracy"] if monitored else None
+        scores = history["val_score"] if monitored else None
         self.validation_scores_ = ((self.validation_scores_ or []) + scores
                                    if warm and scores is not None else scores)
 

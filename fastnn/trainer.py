@@ -39,7 +39,8 @@ class History:
     Each record has ``iteration``, ``cost`` (the training objective J; for mini-batch solvers
     the mean of the epoch's batch costs), ``time`` (seconds since the start) and, when
     validation data are given, ``val_cost`` (the data term of J on them, no penalty) and
-    ``val_accuracy``.
+    ``val_score`` (accuracy for a sigmoid output, R² for an identity output; see
+    :meth:`fastnn.Objective.cost_and_score`).
     """
 
     records: list = field(default_factory=list)
@@ -94,13 +95,13 @@ class _Monitor:
         record = {"iteration": len(self.history) + 1, "cost": float(J),
                   "time": time.perf_counter() - self.start}
         if self.validation is not None:
-            record["val_cost"], record["val_accuracy"] = self.validation.cost_and_accuracy(theta)
+            record["val_cost"], record["val_score"] = self.validation.cost_and_score(theta)
         self.history.records.append(record)
         self.bar.update(1)
-        self.bar.set_postfix({key: record[key] for key in ("cost", "val_accuracy")
+        self.bar.set_postfix({key: record[key] for key in ("cost", "val_score")
                               if key in record})
-        # The monitored score: validation accuracy with early stopping, else −J.
-        score = record["val_accuracy"] if self.early_stopping else -record["cost"]
+        # The monitored score: the validation score with early stopping, else −J.
+        score = record["val_score"] if self.early_stopping else -record["cost"]
         self.best_loss = min(self.best_loss, record["cost"])
         if score > self.best_score + self.tol:
             self.no_improvement = 0
@@ -117,7 +118,7 @@ class _Monitor:
 
     def result(self, stopped, theta, optimizer):
         """The last θ after a normal end; the best θ after early stopping, a callback's stop or
-        Ctrl-C, and whenever validation accuracy is monitored."""
+        Ctrl-C, and whenever the validation score is monitored."""
         self.history.stopped = stopped
         keep_best = self.early_stopping or stopped not in ("max_iter", "converged")
         keep = self.best_theta if keep_best and self.best_theta is not None else theta
@@ -157,14 +158,14 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
         L-BFGS: SciPy's ``gtol``, on the projected gradient). For sgd and adam, see
         ``n_iter_no_change``.
     n_iter_no_change : int
-        sgd and adam stop when the monitored score (validation accuracy with
+        sgd and adam stop when the monitored score (the validation score with
         ``early_stopping``, else −J) has not improved by ``tol`` for ``n_iter_no_change``
         consecutive epochs; 0 disables this. As in scikit-learn, it does not apply to the
         full-batch solvers.
     validation : fastnn.Objective, optional
-        Held-out data; its cost and accuracy are recorded every iteration.
+        Held-out data; its cost and score are recorded every iteration.
     early_stopping : bool
-        For sgd and adam: monitor validation accuracy (needs ``validation``) and keep the best
+        For sgd and adam: monitor the validation score (needs ``validation``) and keep the best
         parameters.
     callbacks : sequence of callables
         ``callback(record)`` after every iteration; returning True stops training.

@@ -29,48 +29,60 @@ def target_matrix(y, K):
     return np.eye(K)[y.astype(int)]
 
 
-def forward_example(thetas, x, activation="sigmoid"):
-    """Lists a(1..L) and z(2..L) (z[0] is None) for one example."""
+def forward_example(thetas, x, activation="sigmoid", output_activation="sigmoid"):
+    """Lists a(1..L) and z(2..L) (z[0] is None) for one example; a(L) = σ(z(L)), or z(L)
+    itself for the identity output."""
     g = ACTIVATIONS[activation][0]
     a, z = [np.asarray(x, float)], [None]
     for l, theta in enumerate(thetas):
         z.append(theta @ np.concatenate(([1.0], a[-1])))
-        a.append(sigmoid(z[-1]) if l == len(thetas) - 1 else g(z[-1]))
+        if l < len(thetas) - 1:
+            a.append(g(z[-1]))
+        else:
+            a.append(z[-1] if output_activation == "identity" else sigmoid(z[-1]))
     return a, z
 
 
-def forward(thetas, X, activation="sigmoid"):
-    return np.array([forward_example(thetas, x, activation)[0][-1] for x in X])
+def forward(thetas, X, activation="sigmoid", output_activation="sigmoid"):
+    return np.array([forward_example(thetas, x, activation, output_activation)[0][-1]
+                     for x in X])
 
 
-def cost_and_grad(thetas, X, y, lam=0.0, loss="cross_entropy", activation="sigmoid"):
-    """J and the list of D(l), by the per-example algorithm of the seed notes."""
+def cost_and_grad(thetas, X, y, lam=0.0, loss="cross_entropy", activation="sigmoid",
+                  output_activation="sigmoid", sample_weight=None):
+    """J and the list of D(l), by the per-example algorithm of the seed notes; with weights,
+    example i counts w_i times and m becomes W = Σ w_i (scikit-learn's convention)."""
     thetas = [np.asarray(theta, float) for theta in thetas]
     X = np.asarray(X, float)
     m = X.shape[0]
-    Y = target_matrix(y, thetas[-1].shape[0])
+    w = np.ones(m) if sample_weight is None else np.asarray(sample_weight, float)
+    W = w.sum()
+    K = thetas[-1].shape[0]
+    identity = output_activation == "identity"
+    Y = np.asarray(y, float).reshape(m, K) if identity else target_matrix(y, K)
     g_prime = ACTIVATIONS[activation][1]
     J = 0.0
     Deltas = [np.zeros_like(theta) for theta in thetas]
     for i in range(m):
-        a, z = forward_example(thetas, X[i], activation)
+        a, z = forward_example(thetas, X[i], activation, output_activation)
         h, t = a[-1], Y[i]
         if loss == "cross_entropy":
-            J -= np.sum(t * np.log(h) + (1 - t) * np.log(1 - h))
+            J -= w[i] * np.sum(t * np.log(h) + (1 - t) * np.log(1 - h))
             delta = h - t
         else:
-            J += 0.5 * np.sum((h - t) ** 2)
-            delta = (h - t) * h * (1 - h)
+            J += w[i] * 0.5 * np.sum((h - t) ** 2)
+            delta = (h - t) if identity else (h - t) * h * (1 - h)
+        delta = w[i] * delta
         for l in range(len(thetas) - 1, -1, -1):
             Deltas[l] += np.outer(delta, np.concatenate(([1.0], a[l])))
             if l > 0:
                 delta = (thetas[l].T @ delta)[1:] * g_prime(z[l])
-    J /= m
+    J /= W
     grads = []
     for theta, Delta in zip(thetas, Deltas):
-        J += lam / (2 * m) * np.sum(theta[:, 1:] ** 2)
-        D = Delta / m
-        D[:, 1:] += lam / m * theta[:, 1:]
+        J += lam / (2 * W) * np.sum(theta[:, 1:] ** 2)
+        D = Delta / W
+        D[:, 1:] += lam / W * theta[:, 1:]
         grads.append(D)
     return J, grads
 

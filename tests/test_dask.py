@@ -206,3 +206,38 @@ def test_training_survives_a_killed_worker():
         assert killed and killed[0] not in own_client.scheduler_info()["workers"]
     assert len(disturbed.history) == len(undisturbed.history) == 25
     assert np.array_equal(disturbed.theta, undisturbed.theta)
+
+
+@pytest.mark.parametrize("rows", [None, np.arange(0, 600, 7)])
+@pytest.mark.parametrize("output", ["sigmoid", "identity"])
+def test_weights_and_identity_output_match_one_machine(client, output, rows):
+    """Weights (a Dask array chunked unlike X) scaled by the same Σ w as in one process; the
+    identity output with real targets."""
+    layers = [12, 9, 3]
+    thetas, X, Y = make_problem(layers, m=600, target="multiclass")
+    options = {}
+    if output == "identity":
+        Y = np.random.default_rng(1).normal(size=(600, 3))
+        options = {"loss": "squared_error", "output_activation": "identity"}
+    w = np.random.default_rng(2).integers(0, 4, size=600).astype(float)
+    there = fastnn.Objective(layers, da.from_array(X, chunks=(200, 12)),
+                             da.from_array(Y, chunks=(150, *Y.shape[1:])), 0.5, backend="dask",
+                             client=client, sample_weight=da.from_array(w, chunks=170),
+                             **options)
+    here = fastnn.Objective(layers, X, Y, 0.5, backend="numba", sample_weight=w, **options)
+    (J, grad), (J_ref, grad_ref) = there(fastnn.pack(thetas), rows), here(fastnn.pack(thetas), rows)
+    assert J == pytest.approx(J_ref, rel=1e-12)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-12, atol=1e-12 * np.abs(grad_ref).max())
+
+
+@pytest.mark.parametrize(("w", "message"), [
+    (np.ones(599), "sample_weight: expected shape (600,)"),
+    (np.r_[-2.0, np.ones(599)], "sample_weight: expected weights >= 0, got -2.0"),
+    (np.r_[np.nan, np.ones(599)], "sample_weight: contains NaN or infinity"),
+    (np.zeros(600), "sample_weight: every weight is zero"),
+])
+def test_bad_weights_name_the_argument(client, w, message):
+    _, X, y = make_problem([12, 9, 4], m=600, target="multiclass")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        fastnn.Objective([12, 9, 4], da.from_array(X, chunks=(200, 12)), y, backend="dask",
+                         client=client, sample_weight=da.from_array(w, chunks=200))

@@ -33,7 +33,7 @@ def test_solvers_lower_the_cost(problem, solver, learning_rate):
     costs = result.history["cost"]
     assert len(costs) == 60 or result.history.stopped == "converged"
     assert costs[-1] < 0.5 * objective.cost(theta0)
-    assert result.history["val_accuracy"][-1] > 0.8
+    assert result.history["val_score"][-1] > 0.8
     assert objective.cost(result.theta) == pytest.approx(costs[-1], rel=0.2)
     assert result.best_loss == min(costs)
 
@@ -79,7 +79,7 @@ def test_early_stopping_keeps_the_best(problem):
                    random_state=0)
     assert result.history.stopped == "early_stopping"
     assert len(result.history) < 300
-    assert validation.accuracy(result.theta) == max(result.history["val_accuracy"])
+    assert validation.score(result.theta) == max(result.history["val_score"])
 
 
 def test_keyboard_interrupt_keeps_the_best(problem):
@@ -207,7 +207,7 @@ def test_validation_is_one_pass_per_iteration(problem, monkeypatch):
     first = result.history.records[0]
     assert first["val_cost"] == pytest.approx(validation.cost(theta0), rel=1e-12)
     labels = validation.data.targets.labels
-    assert first["val_accuracy"] == np.mean(
+    assert first["val_score"] == np.mean(
         fastnn.predict(fastnn.unpack(theta0, LAYERS), validation.data.X) == labels)
 
 

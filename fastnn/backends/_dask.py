@@ -2,7 +2,7 @@
 
 J and ∇J are sums over examples plus a penalty, so they split by rows:
 
-    Σ_i loss term(i) = Σ_k Σ_{i in chunk k} loss term(i),    Δ(l) = Σ_k Δ(l)_k
+    Σ_i w_i loss term(i) = Σ_k Σ_{i in chunk k} w_i loss term(i),    Δ(l) = Σ_k Δ(l)_k
 
 Each row chunk of X and y is checked, converted and kept on the worker that computed it, as a
 ready ``(X_k, targets_k)`` pair (:class:`DistributedData`). A mini-batch is a set of row
@@ -22,7 +22,7 @@ import copy
 
 import numpy as np
 
-from fastnn._validation import check_targets, check_X
+from fastnn._validation import check_targets, check_weight_shape, check_X, weight_scale
 from fastnn.backends._base import Backend, LocalData
 from fastnn.backends._numba import PARALLEL, SERIAL
 
@@ -53,10 +53,15 @@ def _client(client):
         ) from None
 
 
-def _load_chunk(X_block, y_block, n_features, K, dtype):
-    """One chunk checked and converted, on the worker that holds it."""
+def _load_chunk(X_block, y_block, w_block, n_features, K, dtype, real, weight_scale):
+    """One chunk checked and converted, on the worker that holds it; its weights (None, or
+    checked with all of them) scaled by the same ``m / Σ w`` as in one process."""
     X_block = check_X(X_block, n_features, dtype)
-    return LocalData(X_block, check_targets(y_block, X_block.shape[0], K, dtype))
+    targets = check_targets(y_block, X_block.shape[0], K, dtype, real)
+    if w_block is not None:
+        targets = targets._replace(weights=np.asarray(w_block, np.float64) * weight_scale,
+                                   weight_scale=weight_scale)
+    return LocalData(X_block, targets)
 
 
 def _kernel():
@@ -70,10 +75,10 @@ def _kernel():
     return PARALLEL if n_threads > 1 else SERIAL
 
 
-def _chunk_loss_and_delta(theta, chunk, rows, layers, activation, loss, need_grad):
+def _chunk_loss_and_delta(theta, chunk, rows, layers, activation, output, need_grad):
     if rows is not None:
         chunk = chunk.take(rows)
-    return _kernel().loss_and_delta(theta, layers, chunk, activation, loss, need_grad)
+    return _kernel().loss_and_delta(theta, layers, chunk, activation, output, need_grad)
 
 
 def _chunk_forward(theta, chunk, layers, activation, logits):
@@ -114,9 +119,14 @@ class DistributedData:
     dtype : numpy.dtype
     client : distributed.Client or None
         None: the default client.
+    real : bool
+        y holds real-valued targets (an identity output layer).
+    sample_weight : dask.array.Array or array-like of shape (m,), optional
+        Rechunked to X's rows; checked as a whole (one pass on the workers), then each chunk's
+        weights are scaled by ``m / Σ w`` where they lie.
     """
 
-    def __init__(self, X, y, layers, dtype, client=None):
+    def __init__(self, X, y, layers, dtype, client=None, real=False, sample_weight=None):
         dask, da, _ = _modules()
         self.client = _client(client)
         if not isinstance(X, da.Array):
@@ -135,14 +145,20 @@ class DistributedData:
             raise ValueError(f"y: expected shape ({X.shape[0]},) or ({X.shape[0]}, K) to match "
                              f"X, got shape {y.shape}")
         y = y.rechunk({0: X.chunks[0], **({1: -1} if y.ndim == 2 else {})})
-        parts = [dask.delayed(_load_chunk, pure=True)(X_block, y_block, layers[0], layers[-1],
-                                                      dtype)
-                 for X_block, y_block in zip(X.to_delayed().ravel(), y.to_delayed().ravel())]
+        w_blocks, weight_scale = [None] * len(X.chunks[0]), 1.0
+        if sample_weight is not None:
+            w, weight_scale = _weights(da, sample_weight, X.shape[0])
+            w_blocks = w.rechunk({0: X.chunks[0]}).to_delayed().ravel()
+        parts = [dask.delayed(_load_chunk, pure=True)(X_block, y_block, w_block, layers[0],
+                                                      layers[-1], dtype, real, weight_scale)
+                 for X_block, y_block, w_block in zip(X.to_delayed().ravel(),
+                                                      y.to_delayed().ravel(), w_blocks)]
         self.chunks = self.client.compute(parts)
         for chunk in self.chunks:  # waits for every chunk, without moving it to the client
             if chunk.exception() is not None:
                 chunk.result()  # raises the worker's error, which names the argument
         self.m = int(X.shape[0])
+        self.weight_scale = weight_scale
         self.row_starts = np.cumsum((0, *X.chunks[0]))
         self.parts = [(chunk, None) for chunk in self.chunks]
 
@@ -166,6 +182,14 @@ class DistributedData:
         return batch
 
 
+def _weights(da, sample_weight, m):
+    """Weights as a Dask array of shape (m,) and their scale ``m / Σ w``, after one pass that
+    checks them (the errors of :func:`fastnn._validation.check_sample_weight`)."""
+    w = sample_weight if _is_dask_array(sample_weight) else da.asarray(np.asarray(sample_weight))
+    w = check_weight_shape(w, m).astype(np.float64)
+    return w, weight_scale(*da.compute(da.isfinite(w).all(), w.min(), w.sum()), m)
+
+
 def _identity(value):
     return value
 
@@ -186,21 +210,22 @@ class DaskBackend(Backend):
 
     in_process = False
 
-    def prepare(self, X, y, layers, dtype, client=None):
-        """X and y cut by rows onto the workers of ``client`` (:class:`DistributedData`)."""
-        return DistributedData(X, y, layers, dtype, client)
+    def prepare(self, X, y, layers, dtype, client=None, *, real=False, sample_weight=None):
+        """X, y and the weights cut by rows onto the workers of ``client``
+        (:class:`DistributedData`)."""
+        return DistributedData(X, y, layers, dtype, client, real, sample_weight)
 
     def holds(self, X):
         """Dask arrays are computed on where they are."""
         return _is_dask_array(X)
 
-    def loss_and_delta(self, theta, layers, data, activation, loss, need_grad):
-        """Σ_i Σ_k loss term and the Δ(l) sums over the examples of ``data`` (all of them, or a
-        :meth:`DistributedData.take` batch), added in a tree on the workers."""
+    def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
+        """Σ_i w_i Σ_k loss term and the Δ(l) sums over the examples of ``data`` (all of them,
+        or a :meth:`DistributedData.take` batch), added in a tree on the workers."""
         client = data.client
         theta_future = _send(client, theta)
         partials = [client.submit(_chunk_loss_and_delta, theta_future, chunk, rows,
-                                  tuple(layers), activation, loss, need_grad, pure=False)
+                                  tuple(layers), activation, output, need_grad, pure=False)
                     for chunk, rows in data.parts]
         return _tree_sum(client, partials)
 

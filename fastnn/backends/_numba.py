@@ -3,8 +3,8 @@
 Per example i (seed-notes notation, 0-based layers in code):
 
     a(1) = x(i);  z(l+1) = Θ(l) [1; a(l)];  a(l+1) = g(z(l+1));  h = σ(z(L))
-    J_sum += Σ_k loss term(z_k(L), y_k(i))
-    δ(L) = ∂ loss / ∂z(L);  δ(l) = (Θ(l)ᵀ δ(l+1))[1:] ∘ g′(a(l))
+    J_sum += w_i Σ_k loss term(z_k(L), y_k(i))
+    δ(L) = w_i ∂ loss / ∂z(L);  δ(l) = (Θ(l)ᵀ δ(l+1))[1:] ∘ g′(a(l))
     Δ(l) += δ(l+1) [1; a(l)]ᵀ
 
 The examples go through these loops ``BLOCK`` at a time, stacked as rows (A(l) of shape
@@ -49,7 +49,7 @@ from numba import njit, prange
 from fastnn._jit import compile_loop
 from fastnn.activations import ACTIVATIONS, activate_row, scale_by_derivative_row, sigmoid
 from fastnn.backends._base import Backend
-from fastnn.losses import LOSSES, loss_term_and_delta
+from fastnn.losses import loss_term_and_delta
 from fastnn.network import theta_offsets
 
 FASTMATH = {"reassoc", "contract"}
@@ -216,14 +216,17 @@ NO_ROWS = np.empty(0, dtype=np.int64)
 
 
 @njit(cache=True, error_model="numpy")
-def _loss_terms(Z_out, d_out, labels, Y, rows, start, loss):
-    """Σ loss terms of a block, and its δ(L) into ``d_out``; row r of the block is example
-    ``rows[start + r]``, or ``start + r`` when ``rows`` is empty."""
+def _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output):
+    """Σ_i w_i Σ_k loss terms of a block, and its δ(L) (times w_i) into ``d_out``; row r of the
+    block is example i = ``rows[start + r]``, or ``start + r`` when ``rows`` is empty; w_i =
+    ``weights[i]``, or 1 when ``weights`` is empty."""
     K = Z_out.shape[1]
     use_matrix = Y.shape[0] > 0
+    weighted = weights.shape[0] > 0
     cost = 0.0
     for r in range(Z_out.shape[0]):
         i = rows[start + r] if rows.shape[0] > 0 else start + r
+        terms = 0.0
         for k in range(K):
             if use_matrix:
                 t = Y[i, k]
@@ -231,9 +234,16 @@ def _loss_terms(Z_out, d_out, labels, Y, rows, start, loss):
                 t = labels[i]
             else:
                 t = 1.0 if labels[i] == k else 0.0
-            term, delta = loss_term_and_delta(Z_out[r, k], t, loss)
-            cost += term
+            term, delta = loss_term_and_delta(Z_out[r, k], t, output)
+            terms += term
             d_out[r, k] = delta
+        if weighted:
+            w = weights[i]
+            cost += w * terms
+            for k in range(K):
+                d_out[r, k] *= w
+        else:
+            cost += terms
     return cost
 
 
@@ -253,10 +263,10 @@ def _add_block_sums(layers, offsets, unit_offsets, w_offsets, DW, Db, Delta):
 
 
 def _loss_and_delta_chunks(
-    theta, layers, offsets, unit_offsets, w_offsets, X, labels, Y, activation, loss, need_grad,
-    n_chunks,
+    theta, layers, offsets, unit_offsets, w_offsets, X, labels, Y, weights, activation, output,
+    need_grad, n_chunks,
 ):
-    """Σ_i Σ_k loss term and Σ_i Δ contributions (float64, unrolled like θ)."""
+    """Σ_i w_i Σ_k loss term and Σ_i Δ contributions (float64, unrolled like θ)."""
     m = X.shape[0]
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
@@ -284,7 +294,7 @@ def _loss_and_delta_chunks(
                              activation, acts, BLOCK, 0)
             Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, BLOCK, 0, nb)
             d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, BLOCK, 0, nb)
-            cost += _loss_terms(Z_out, d_out, labels, Y, NO_ROWS, start, loss)
+            cost += _loss_terms(Z_out, d_out, labels, Y, weights, NO_ROWS, start, output)
             if need_grad:
                 _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, acts,
                                 deltas, DW, Db)
@@ -353,10 +363,10 @@ busy; a task's columns of A(l) stay in cache while every row of Δ(l) uses them.
 
 
 def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks, X, rows,
-                         labels, Y, activation, loss, need_grad, penalty, grad):
+                         labels, Y, weights, activation, output, need_grad, penalty, grad):
     """J and ∇J on the b ≤ ``BATCH_ROWS`` examples ``X[rows]``, written into ``grad``.
 
-        J = (1/b) Σ_i Σ_k loss term + ½ penalty Σ Θ²    grad = Δ/b + penalty Θ  (bias: Δ/b)
+        J = (1/b) Σ_i w_i Σ_k loss term + ½ penalty Σ Θ²    grad = Δ/b + penalty Θ  (bias: Δ/b)
 
     with ``penalty`` = λ/m of the full objective. Work is split so that no thread holds a
     P-sized accumulator and nothing is summed afterwards:
@@ -398,7 +408,7 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
                          activation, acts, b, start)
         Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, b, start, stop)
         d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, b, start, stop)
-        block_costs[block] = _loss_terms(Z_out, d_out, labels, Y, rows, start, loss)
+        block_costs[block] = _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output)
         if need_grad:
             _backpropagate_block(layers, unit_offsets, W, w_offsets, activation, acts, deltas, b,
                                  start, stop)
@@ -456,28 +466,28 @@ class NumbaBackend(Backend):
         self._batch = compile_loop(_batch_cost_and_grad, parallel)
         self._forward = compile_loop(_forward_chunks, parallel)
 
-    def loss_and_delta(self, theta, layers, data, activation, loss, need_grad):
-        """Σ_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
+    def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
+        """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
         X, targets = data.materialize()
         total, Delta = self._loss_and_delta(
-            theta, *_layout(tuple(layers))[:4], X, targets.labels, targets.Y,
-            ACTIVATIONS[activation].code, LOSSES[loss], need_grad, n_chunks(X.shape[0]),
+            theta, *_layout(tuple(layers))[:4], X, targets.labels, targets.Y, targets.weights,
+            ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]),
         )
         return total, (Delta if need_grad else None)
 
-    def cost_and_grad(self, theta, layers, data, activation, loss, lam, m, need_grad):
+    def cost_and_grad(self, theta, layers, data, activation, output, lam, m, need_grad):
         """J and ∇J (see :meth:`Backend.cost_and_grad`): in one fused call of the batch kernel,
         reading a mini-batch through its row indices, or by the chunked kernel (see
         ``BATCH_ROWS``)."""
         if data.m > BATCH_ROWS or theta.shape[0] < BATCH_MIN_PARAMS:
-            return super().cost_and_grad(theta, layers, data, activation, loss, lam, m,
+            return super().cost_and_grad(theta, layers, data, activation, output, lam, m,
                                          need_grad)
         rows = data.rows if data.rows is not None else _all_rows(data.m)
         grad = np.empty(theta.shape[0] if need_grad else 0, dtype=theta.dtype)
         targets = data.targets
         J = self._batch(theta, *_layout(tuple(layers)), data.X, rows, targets.labels,
-                        targets.Y, ACTIVATIONS[activation].code, LOSSES[loss], need_grad,
-                        lam / m, grad)
+                        targets.Y, targets.weights, ACTIVATIONS[activation].code, output,
+                        need_grad, lam / m, grad)
         return float(J), (grad if need_grad else None)
 
     def forward(self, theta, layers, X, activation, logits=False):

@@ -14,7 +14,7 @@ import numpy as np
 
 from fastnn.activations import ACTIVATIONS
 from fastnn.backends._base import Backend
-from fastnn.losses import LOSSES, NUMPY_LOSSES
+from fastnn.losses import NUMPY_LOSSES
 from fastnn.network import n_params, views
 
 BLOCK_ROWS = 4096
@@ -32,20 +32,21 @@ def _propagate(thetas, X_block, act):
 class NumpyBackend(Backend):
     """The vectorized backend (``"numpy"``): BLAS matrix products on blocks of examples."""
 
-    def loss_and_delta(self, theta, layers, data, activation, loss, need_grad):
-        """Σ_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
+    def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
+        """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
         X, targets = data.materialize()
-        return loss_and_delta(theta, layers, X, targets, activation, loss, need_grad)
+        return loss_and_delta(theta, layers, X, targets, activation, output, need_grad)
 
     def forward(self, theta, layers, X, activation, logits=False):
         """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
         return forward(theta, layers, X, activation, logits)
 
 
-def loss_and_delta(theta, layers, X, targets, activation, loss, need_grad):
-    """Σ_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
+def loss_and_delta(theta, layers, X, targets, activation, output, need_grad):
+    """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None; ``output``
+    is the code of the output layer and loss (:data:`fastnn.losses.OUTPUTS`)."""
     act = ACTIVATIONS[activation]
-    loss_fn = NUMPY_LOSSES[LOSSES[loss]]
+    loss_fn = NUMPY_LOSSES[output]
     thetas = views(theta, layers)
     Delta = np.zeros(n_params(layers)) if need_grad else None
     Deltas = views(Delta, layers) if need_grad else None
@@ -54,7 +55,8 @@ def loss_and_delta(theta, layers, X, targets, activation, loss, need_grad):
         rows = slice(start, start + BLOCK_ROWS)
         with np.errstate(under="ignore"):  # e^{−800} → 0 is the right answer, not an error
             A, Z_out = _propagate(thetas, X[rows], act)
-            terms, delta = loss_fn(Z_out, targets.one_hot(rows, X.dtype))
+            terms, delta = loss_fn(Z_out, targets.one_hot(rows, X.dtype),
+                                   targets.weights_of(rows))
         total += terms
         if not need_grad:
             continue
