@@ -17,8 +17,8 @@ __version__ = "0.1.0"
 
 # The estimator and model files need scikit-learn, which takes about half a second to import;
 # they are loaded on first use so that the engine alone starts fast.
-_LAZY = {"MLPClassifier": "fastnn.estimator", "ModelFileError": "fastnn.io",
-         "load": "fastnn.estimator"}
+_LAZY = {"MLPClassifier": "fastnn.estimator", "MLPRegressor": "fastnn.estimator",
+         "ModelFileError": "fastnn.io", "load": "fastnn.estimator"}
 
 
 def __getattr__(name):
@@ -30,6 +30,7 @@ def __getattr__(name):
 __all__ = [
     "History",
     "MLPClassifier",
+    "MLPRegressor",
     "ModelFileError",
     "Objective",
     "TrainingDiverged",

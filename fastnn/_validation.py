@@ -225,33 +225,41 @@ def check_sample_weight(sample_weight, m):
     """
     if sample_weight is None:
         return NO_WEIGHTS, 1.0
-    w = check_weight_shape(np.asarray(sample_weight), m).astype(np.float64)
-    scale = weight_scale(np.isfinite(w).all(), w.min(), w.sum(), m)
+    w = check_weights(sample_weight, m)
+    scale = m / w.sum()
     w *= scale
     if (w == 1.0).all():  # equal weights: the plain objective, computed as such
         return NO_WEIGHTS, 1.0
     return w, scale
 
 
-def check_weight_shape(w, m):
+def check_weights(sample_weight, m, name="sample_weight"):
+    """Weights as given (not scaled), in a new float64 array of shape (m,): finite,
+    non-negative, at least one positive; otherwise an error naming ``name``."""
+    w = check_weight_shape(np.asarray(sample_weight), m, name).astype(np.float64)
+    weight_scale(np.isfinite(w).all(), w.min(), w.sum(), m, name)
+    return w
+
+
+def check_weight_shape(w, m, name="sample_weight"):
     """``w`` (an array, in memory or not) if it holds numbers and has shape (m,)."""
     if w.dtype.kind not in "biuf":
-        raise TypeError(f"sample_weight: expected numbers, got {_describe(w)}")
+        raise TypeError(f"{name}: expected numbers, got {_describe(w)}")
     if w.ndim != 1 or w.shape[0] != m:
-        raise ValueError(f"sample_weight: expected shape ({m},), one weight per example, got "
+        raise ValueError(f"{name}: expected shape ({m},), one weight per example, got "
                          f"shape {w.shape}")
     return w
 
 
-def weight_scale(finite, low, total, m):
+def weight_scale(finite, low, total, m, name="sample_weight"):
     """``m / Σ w`` from a summary of the weights (all finite, the least, the sum), or a
-    ValueError naming sample_weight."""
+    ValueError naming ``name``."""
     if not finite:
-        raise ValueError("sample_weight: contains NaN or infinity")
+        raise ValueError(f"{name}: contains NaN or infinity")
     if low < 0:
-        raise ValueError(f"sample_weight: expected weights >= 0, got {float(low)!r}")
+        raise ValueError(f"{name}: expected weights >= 0, got {float(low)!r}")
     if total <= 0:
-        raise ValueError("sample_weight: every weight is zero; at least one must be positive")
+        raise ValueError(f"{name}: every weight is zero; at least one must be positive")
     return m / total
 
 

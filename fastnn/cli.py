@@ -61,7 +61,7 @@ def _read_array_file(path, want_labels):
 
 
 def load_data(name, seed):
-    """The named data set: ``digits``, ``synthetic``, or a file path."""
+    """The named data set: ``digits``, ``synthetic``, ``friedman``, or a file path."""
     if name == "digits":
         from sklearn.datasets import load_digits
 
@@ -71,18 +71,42 @@ def load_data(name, seed):
 
         return make_classification(n_samples=5000, n_features=20, n_informative=12,
                                    n_classes=4, random_state=seed)
+    if name == "friedman":
+        from sklearn.datasets import make_friedman1
+
+        return make_friedman1(n_samples=3000, noise=0.5, random_state=seed)
     return _read_array_file(name, want_labels=True)
 
 
+MAX_CLASSES = 50
+"""``--task auto`` takes a target with more distinct values than this for regression."""
+
+
+def detect_task(y):
+    """``("regression" | "classification", why)`` for ``--task auto``: regression when y has
+    non-integer numbers or more than ``MAX_CLASSES`` distinct values, else classification."""
+    y = np.asarray(y)
+    if y.dtype.kind == "f" and not np.array_equal(y, np.round(y)):
+        return "regression", "y has non-integer values"
+    distinct = np.unique(y).shape[0]
+    if y.dtype.kind in "iuf" and distinct > MAX_CLASSES:
+        return "regression", f"y has {distinct} distinct values (> {MAX_CLASSES})"
+    return "classification", f"y has {distinct} distinct values"
+
+
 def train_command(args):
-    """Train an MLPClassifier, report accuracy and speed, save the model."""
+    """Train an MLPClassifier or MLPRegressor, report its scores and speed, save the model."""
     from sklearn.model_selection import train_test_split
 
-    from fastnn.estimator import MLPClassifier
+    from fastnn.estimator import MLPClassifier, MLPRegressor
 
     X, y = load_data(args.data, args.seed)
-    classes, counts = np.unique(y, return_counts=True)
-    stratify = y if counts.min() >= 2 else None
+    task, why = (args.task, "--task") if args.task != "auto" else detect_task(y)
+    regression = task == "regression"
+    stratify = None
+    if not regression:
+        counts = np.unique(y, return_counts=True)[1]
+        stratify = y if counts.min() >= 2 else None
     try:
         X_train, X_test, y_train, y_test = train_test_split(
             X, y, test_size=args.test_size, stratify=stratify, random_state=args.seed)
@@ -93,7 +117,7 @@ def train_command(args):
         if backend not in ("auto", "dask"):
             raise CommandError(f"--backend {backend}: with --scheduler the backend is dask")
         backend = "dask"
-    classifier = MLPClassifier(
+    estimator = (MLPRegressor if regression else MLPClassifier)(
         hidden_layer_sizes=tuple(args.hidden), alpha=args.alpha, solver=args.solver,
         learning_rate_init=args.lr, max_iter=args.max_iter, batch_size=args.batch_size,
         backend=backend, dtype=args.dtype, random_state=args.seed, verbose=not args.quiet,
@@ -106,26 +130,38 @@ def train_command(args):
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # reported below as iterations
-            classifier.fit(X_train, y_train, validation_data=(X_test, y_test))
+            estimator.fit(X_train, y_train, validation_data=(X_test, y_test))
         elapsed = time.perf_counter() - start
-    classifier.save(args.out)
-    layers = [X.shape[1], *args.hidden, classifier.thetas_[-1].shape[0]]
+    estimator.save(args.out)
+    layers = [X.shape[1], *args.hidden, estimator.thetas_[-1].shape[0]]
+    target = ("real-valued target" if regression
+              else f"{len(estimator.classes_)} classes")
     print(f"data {args.data}: {X_train.shape[0]} train, {X_test.shape[0]} test examples, "
-          f"{len(classes)} classes; network {'-'.join(map(str, layers))}, solver {args.solver}, "
-          f"λ = {args.alpha:g}")
-    print(f"train accuracy {classifier.score(X_train, y_train):.4f}, "
-          f"test accuracy {classifier.score(X_test, y_test):.4f}")
+          f"{target}; task {task} ({why}); network {'-'.join(map(str, layers))}, solver "
+          f"{args.solver}, λ = {args.alpha:g}")
+    if regression:
+        print(f"train R² {estimator.score(X_train, y_train):.4f}, test R² "
+              f"{estimator.score(X_test, y_test):.4f}, test RMSE "
+              f"{rmse(y_test, estimator.predict(X_test)):.4g}")
+    else:
+        print(f"train accuracy {estimator.score(X_train, y_train):.4f}, "
+              f"test accuracy {estimator.score(X_test, y_test):.4f}")
     # Per iteration from the second one on: the first includes Numba's compilation when the
     # kernels are not cached yet.
-    times = classifier.history_["time"]
+    times = estimator.history_["time"]
     per_iteration = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else elapsed
-    print(f"{classifier.n_iter_} iterations in {elapsed:.2f} s: "
-          f"{1e3 * per_iteration:.2f} ms per iteration (stopped: {classifier.history_.stopped})")
+    print(f"{estimator.n_iter_} iterations in {elapsed:.2f} s: "
+          f"{1e3 * per_iteration:.2f} ms per iteration (stopped: {estimator.history_.stopped})")
     print(f"model saved to {os.path.abspath(args.out)}")
     if args.plot:
-        plot_history(classifier.history_, args.plot)
+        plot_history(estimator.history_, args.plot, "test R²" if regression else "test accuracy")
         print(f"plot saved to {os.path.abspath(args.plot)}")
     return 0
+
+
+def rmse(y, prediction):
+    """The root of the mean squared error over examples and outputs."""
+    return float(np.sqrt(np.mean(np.square(np.asarray(y, np.float64) - prediction))))
 
 
 def _connect(scheduler, stack):
@@ -153,8 +189,8 @@ def _connect(scheduler, stack):
     return f"{client.scheduler.address} ({n_workers} workers)"
 
 
-def plot_history(history, path):
-    """Cost and held-out accuracy per iteration, to a PNG."""
+def plot_history(history, path, score_name):
+    """Cost and held-out score (accuracy or R²) per iteration, to a PNG."""
     try:
         import matplotlib
 
@@ -170,7 +206,7 @@ def plot_history(history, path):
     top.set_yscale("log")
     top.legend()
     bottom.plot(iterations, history["val_score"], color="tab:green")
-    bottom.set_ylabel("test accuracy")
+    bottom.set_ylabel(score_name)
     bottom.set_xlabel("iteration")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -178,30 +214,49 @@ def plot_history(history, path):
 
 
 def predict_command(args):
-    """Predicted labels of DATA, one per line."""
+    """Predictions for the rows of DATA, one per line: a label, a value, or a row of values
+    (comma-separated) for a model of several outputs."""
+    from sklearn.base import is_regressor
+
     from fastnn.estimator import load
 
     if not os.path.isfile(args.model):
         raise CommandError(f"model file not found: {args.model}")
-    classifier = load(args.model)
+    estimator = load(args.model)
     X, y = _read_array_file(args.data, want_labels=False)
-    if X.ndim != 2 or X.shape[1] != classifier.n_features_in_:
+    if X.ndim != 2 or X.shape[1] != estimator.n_features_in_:
         raise CommandError(f"{args.data}: X has shape {X.shape}, the model expects "
-                           f"{classifier.n_features_in_} features per row")
-    labels = classifier.predict(X)
+                           f"{estimator.n_features_in_} features per row")
+    predictions = estimator.predict(X)
     if y is not None:
-        unseen = np.setdiff1d(np.unique(y), classifier.classes_)
-        if unseen.size:
-            raise CommandError(f"{args.data}: y has labels the model has not seen: "
-                               f"{unseen[:5].tolist()}")
-        print(f"accuracy {np.mean(labels == y):.4f} on {len(y)} examples", file=sys.stderr)
-    lines = "".join(f"{label}\n" for label in labels)
+        if is_regressor(estimator):
+            if np.shape(y) != predictions.shape:
+                raise CommandError(f"{args.data}: y has shape {np.shape(y)}, the model "
+                                   f"predicts shape {predictions.shape}")
+            print(f"R² {estimator.score(X, y):.4f}, RMSE {rmse(y, predictions):.4g} on "
+                  f"{len(y)} examples", file=sys.stderr)
+        else:
+            unseen = np.setdiff1d(np.unique(y), estimator.classes_)
+            if unseen.size:
+                raise CommandError(f"{args.data}: y has labels the model has not seen: "
+                                   f"{unseen[:5].tolist()}")
+            print(f"accuracy {np.mean(predictions == y):.4f} on {len(y)} examples",
+                  file=sys.stderr)
+    lines = "".join(f"{_format_prediction(row)}\n" for row in predictions)
     if args.out:
         with open(args.out, "w") as file:
             file.write(lines)
     else:
         sys.stdout.write(lines)
     return 0
+
+
+def _format_prediction(row):
+    """A label as is; a value in the fewest digits that read back to it (float64); a row of
+    values comma-separated."""
+    if isinstance(row, np.ndarray):
+        return ",".join(_format_prediction(value) for value in row)
+    return repr(float(row)) if isinstance(row, np.floating) else str(row)
 
 
 def gradcheck_command(args):
@@ -305,13 +360,19 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser(
-        "train", help="train a classifier and save it",
-        description="Train an MLPClassifier on a stratified split, report train and test "
-        "accuracy and the time per iteration, and save the model.")
+        "train", help="train a classifier or a regressor and save it",
+        description="Train an MLPClassifier on a stratified split (train and test accuracy) "
+        "or an MLPRegressor on a random split (train and test R², test RMSE), report the "
+        "time per iteration, and save the model.")
     train.add_argument("--data", default="digits",
                        help="digits (default; scikit-learn's 8x8 handwritten digits), "
-                       "synthetic, or a .npz file with arrays X and y, or a .csv file with the "
-                       "label in the last column")
+                       "synthetic (4 classes), friedman (regression: make_friedman1, 3000 "
+                       "rows), or a .npz file with arrays X and y, or a .csv file with the "
+                       "target in the last column")
+    train.add_argument("--task", choices=("auto", "classification", "regression"),
+                       default="auto",
+                       help="auto (default): regression when y has non-integer values or more "
+                       f"than {MAX_CLASSES} distinct values, else classification")
     train.add_argument("--hidden", type=int, nargs="+", default=[25], metavar="UNITS",
                        help="units of each hidden layer (default: 25)")
     train.add_argument("--alpha", type=float, default=1.0, help="λ, the L2 penalty (default: 1)")
@@ -332,17 +393,20 @@ def build_parser():
                        help="fraction held out for testing (default: 0.25)")
     train.add_argument("--out", default="model.npz", help="model file (default: model.npz)")
     train.add_argument("--plot", metavar="FILE.png",
-                       help="plot cost and test accuracy per iteration (needs matplotlib)")
+                       help="plot cost and test accuracy (or R²) per iteration (needs "
+                       "matplotlib)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=train_command)
 
     predict = commands.add_parser(
-        "predict", help="predict labels with a saved model",
-        description="Write one predicted label per line for the rows of DATA (a .npz with an "
-        "array X, or a .csv of features). If the .npz also has y, the accuracy goes to stderr.")
+        "predict", help="predict labels or values with a saved model",
+        description="Write one prediction per line for the rows of DATA (a .npz with an "
+        "array X, or a .csv of features): a label, a value, or the comma-separated values of "
+        "a model with several outputs. If the .npz also has y, the accuracy (or R² and "
+        "RMSE) goes to stderr.")
     predict.add_argument("model", help="a model file written by fastnn train")
     predict.add_argument("data", help="a .npz file with an array X, or a .csv of features")
-    predict.add_argument("--out", help="write the labels to this file instead of stdout")
+    predict.add_argument("--out", help="write the predictions to this file instead of stdout")
     predict.set_defaults(run=predict_command)
 
     check = commands.add_parser(

@@ -2,12 +2,14 @@
 
 This module owns the file format and nothing else: it writes arrays and metadata, and reads
 them back with every field checked. The estimators turn their fitted state into that form and
-back (:meth:`fastnn.MLPClassifier.save`, :func:`fastnn.load`).
+back (:meth:`fastnn.MLPClassifier.save`, :meth:`fastnn.MLPRegressor.save`,
+:func:`fastnn.load`).
 
 Arrays in the file: ``theta_0 ... theta_{L-2}`` (Θ(1) ... Θ(L-1)), ``classes`` (numbers or
-strings), optionally ``optimizer_<name>`` (the state of the mini-batch step rule, to continue
-training exactly), and ``metadata``, a JSON string with the fields of :data:`FIELDS`. Θ(1) acts
-on the raw inputs: fastnn scales nothing in training, so ``input_scaling`` is null.
+strings) for a classifier's targets and none for ``"continuous"`` ones (a regressor's),
+optionally ``optimizer_<name>`` (the state of the mini-batch step rule, to continue training
+exactly), and ``metadata``, a JSON string with the fields of :data:`FIELDS`. Θ(1) acts on the
+raw inputs: fastnn scales nothing in training, so ``input_scaling`` is null.
 
 Files are written atomically: to a temporary file in the same folder, flushed to disk, then
 renamed over the target, so a crash mid-save leaves the previous file intact. A new file gets
@@ -29,7 +31,9 @@ from fastnn.network import theta_shapes
 
 FORMAT = "fastnn-model"
 FORMAT_VERSION = 1
-TARGETS = ("binary", "multiclass", "multilabel")
+TARGETS = ("binary", "multiclass", "multilabel", "continuous")
+"""The kinds of targets a model is trained on: a classifier's, which have ``classes``, or a
+regressor's real values."""
 
 
 class ModelFileError(ValueError):
@@ -137,8 +141,9 @@ def read_model(path):
     """Read a model file: ``(arrays, metadata)`` with every field checked.
 
     ``arrays`` has ``thetas`` (a list of Θ(l), shapes matching ``layers``, dtype ``dtype``),
-    ``classes`` and ``optimizer`` (name → array, possibly empty); ``metadata`` has the fields
-    of :data:`FIELDS`, ``estimator`` filled in for older files.
+    ``classes`` (None for ``"continuous"`` targets) and ``optimizer`` (name → array, possibly
+    empty); ``metadata`` has the fields of :data:`FIELDS`, ``estimator`` filled in for older
+    files.
 
     Raises
     ------
@@ -156,7 +161,7 @@ def read_model(path):
             layers = metadata["layers"]
             arrays = {
                 "thetas": [data[f"theta_{l}"] for l in range(len(layers) - 1)],
-                "classes": data["classes"],
+                "classes": data["classes"] if "classes" in data.files else None,
                 "optimizer": {name[len("optimizer_"):]: data[name] for name in data.files
                               if name.startswith("optimizer_")},
             }
@@ -170,10 +175,24 @@ def read_model(path):
             theta.dtype != np.dtype(metadata["dtype"]) for theta in thetas):
         raise ModelFileError(f"{path}: weight matrices do not match layers {layers} and dtype "
                              f"{metadata['dtype']}")
-    if arrays["classes"].ndim != 1 or arrays["classes"].dtype.kind not in "biufU":
-        raise ModelFileError(f"{path}: classes must be a 1-D array of numbers or strings")
+    _check_classes(arrays["classes"], metadata["target"], path)
     metadata.setdefault("estimator", "MLPClassifier")
     return arrays, metadata
+
+
+def _check_classes(classes, target, path):
+    """A classifier's file has a 1-D array ``classes``; a regressor's (``"continuous"``
+    targets) has none."""
+    if target == "continuous":
+        if classes is not None:
+            raise ModelFileError(f"{path}: array 'classes': a model of continuous targets has "
+                                 f"none, got one of shape {classes.shape}")
+    elif classes is None:
+        raise ModelFileError(f"{path}: lacks the array 'classes' a model of {target} targets "
+                             "has")
+    elif classes.ndim != 1 or classes.dtype.kind not in "biufU":
+        raise ModelFileError(f"{path}: array 'classes': expected a 1-D array of numbers or "
+                             f"strings, got dtype {classes.dtype} and shape {classes.shape}")
 
 
 def _check_metadata(metadata, path):

@@ -166,3 +166,80 @@ def test_choice_lists_come_from_the_tables():
     assert list(choices("train", "--backend")) == ["auto", *BACKENDS]
     assert list(choices("gradcheck", "--loss")) == list(LOSSES)
     assert list(choices("gradcheck", "--activation")) == list(ACTIVATIONS)
+
+
+@pytest.fixture(scope="module")
+def regression_model(tmp_path_factory):
+    """An MLPRegressor trained by the command on friedman, and its output."""
+    folder = tmp_path_factory.mktemp("regression")
+    model = folder / "model.npz"
+    plot = folder / "plot.png"
+    argv = ["train", "--quiet", "--data", "friedman", "--task", "regression", "--hidden", "50",
+            "--alpha", "0.1", "--max-iter", "300", "--out", str(model), "--plot", str(plot)]
+    capture = subprocess.run([sys.executable, "-m", "fastnn", *argv], capture_output=True,
+                             text=True, timeout=300)
+    assert capture.returncode == 0, capture.stderr
+    return model, plot, capture.stdout
+
+
+def test_train_regression_prints_r2_and_rmse(regression_model):
+    model, plot, out = regression_model
+    assert "task regression (--task)" in out
+    line = next(line for line in out.splitlines() if line.startswith("train R²"))
+    test_r2 = float(line.split("test R² ")[1].split(",")[0])
+    assert test_r2 >= 0.85
+    assert "test RMSE" in line
+    assert plot.stat().st_size > 10_000
+    from fastnn import MLPRegressor, load
+
+    assert isinstance(load(model), MLPRegressor)
+
+
+@pytest.mark.parametrize(("y", "task", "why"), [
+    (np.linspace(0.0, 1.0, 120), "regression", "y has non-integer values"),
+    (np.arange(120) % 3, "classification", "y has 3 distinct values"),
+    (np.arange(120), "regression", "y has 120 distinct values (> 50)"),
+    ((np.arange(120) % 2).astype(float), "classification", "y has 2 distinct values"),
+])
+def test_task_detected_from_the_target(tmp_path, capsys, y, task, why):
+    X = np.random.default_rng(0).normal(size=(120, 3))
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    assert main(["train", "--quiet", "--max-iter", "5", "--hidden", "4", "--data",
+                 str(tmp_path / "data.npz"), "--out", str(tmp_path / "m.npz")]) == 0
+    out = capsys.readouterr().out
+    assert f"task {task} ({why})" in out
+    assert ("test R²" in out) == (task == "regression")
+
+
+def test_predict_writes_one_value_per_line(regression_model, tmp_path, capsys):
+    model, _, _ = regression_model
+    from sklearn.datasets import make_friedman1
+
+    from fastnn import load
+
+    X, y = make_friedman1(n_samples=40, noise=0.5, random_state=1)
+    np.savez(tmp_path / "new.npz", X=X, y=y)
+    out = tmp_path / "values.txt"
+    assert main(["predict", str(model), str(tmp_path / "new.npz"), "--out", str(out)]) == 0
+    values = np.array([float(line) for line in out.read_text().splitlines()])
+    np.testing.assert_array_equal(values, load(model).predict(X))  # read back exactly
+    err = capsys.readouterr().err
+    assert err.startswith("R² ") and "RMSE" in err and "on 40 examples" in err
+
+
+def test_predict_writes_one_row_per_line_for_several_outputs(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 4))
+    Y = np.column_stack([X[:, 0] + 0.5, X[:, 1] * X[:, 2]])
+    np.savez(tmp_path / "data.npz", X=X, y=Y)
+    model = tmp_path / "m.npz"
+    assert main(["train", "--quiet", "--max-iter", "30", "--hidden", "8", "--data",
+                 str(tmp_path / "data.npz"), "--out", str(model)]) == 0
+    assert "task regression (y has non-integer values)" in capsys.readouterr().out
+    assert main(["predict", str(model), str(tmp_path / "data.npz")]) == 0
+    captured = capsys.readouterr()
+    rows = [[float(value) for value in line.split(",")] for line in captured.out.splitlines()]
+    assert np.shape(rows) == (150, 2)
+    np.savez(tmp_path / "one_column.npz", X=X, y=Y[:, :1])
+    assert main(["predict", str(model), str(tmp_path / "one_column.npz")]) == 1
+    assert "y has shape (150, 1), the model predicts shape (150, 2)" in capsys.readouterr().err
