@@ -161,7 +161,8 @@ def test_auto_picks_by_layer_sizes():
 
     assert get_backend("auto", [64, 32, 10]) is BACKENDS["numba-parallel"]
     assert get_backend("auto", [784, 128, 10]) is BACKENDS["numba-parallel"]
-    assert get_backend("auto", [784, 256, 128, 64, 10]) is BACKENDS["numpy"]
+    assert get_backend("auto", [784, 256, 128, 64, 10]) is BACKENDS["numba-parallel"]
+    assert get_backend("auto", [784, 512, 256, 10]) is BACKENDS["numpy"]
     for name in fastnn.available_backends():
         assert get_backend(name, [64, 32, 10]) is BACKENDS[name]
 
@@ -256,20 +257,21 @@ def test_batch_kernel_does_not_depend_on_the_thread_count(m):
 
 
 def test_auto_decides_per_call():
-    """"auto" picks by layer sizes, rows and dtype: a float32 mini-batch of 200 on MNIST-sized
-    layers goes to NumPy's sgemm, one of 64 to numba-parallel, float64 ones to numba-parallel."""
+    """"auto" picks by layer sizes and rows (a mini-batch is not a full batch): NumPy's BLAS
+    for 257 rows or more when a Θ(l) has 300,000 weights or more, numba-parallel otherwise,
+    in either dtype."""
     from fastnn.backends import AUTO, BACKENDS, auto_backend, backend_for
 
-    layers = [784, 128, 10]
+    layers, wide = [784, 128, 10], [784, 512, 256, 10]
     assert backend_for("auto", layers) is AUTO
-    assert auto_backend(layers, 200, np.float32) == "numpy"
-    assert auto_backend(layers, 64, np.float32) == "numba-parallel"
-    assert auto_backend(layers, 200, np.float64) == "numba-parallel"
-    assert auto_backend(layers) == "numba-parallel"
-    assert auto_backend([784, 256, 128, 64, 10], 64, np.float32) == "numba-parallel"
-    assert auto_backend([64, 25, 10], 10**6, np.float32) == "numba-parallel"
-    assert AUTO.choose(layers, 200, np.dtype(np.float32)) is BACKENDS["numpy"]
-    objective = fastnn.Objective(layers, np.zeros((300, 784)), np.arange(300) % 10,
+    for dtype in (np.float64, np.float32):
+        for m in (64, 200, 1024, None):
+            assert auto_backend(layers, m, dtype) == "numba-parallel"
+        assert auto_backend(wide, 256, dtype) == "numba-parallel"
+        assert auto_backend(wide, 257, dtype) == "numpy"
+        assert auto_backend(wide, None, dtype) == "numpy"
+    assert AUTO.choose(wide, 1000, np.dtype(np.float32)) is BACKENDS["numpy"]
+    objective = fastnn.Objective(wide, np.zeros((300, 784)), np.arange(300) % 10,
                                  dtype=np.float32)
-    assert objective.backend_name(rows=200) == "numpy"
-    assert objective.backend_name(rows=64) == "numba-parallel"
+    assert objective.backend_name(rows=200) == "numba-parallel"
+    assert objective.backend_name() == "numpy"

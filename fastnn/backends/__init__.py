@@ -3,16 +3,18 @@
 Every backend is an object with the same small interface (:class:`Backend`), so that
 :mod:`fastnn.cost` and the estimator never name one:
 
-``prepare(X, y, layers, dtype, client=None)``
-    The data checked and converted once, kept where this backend computes: an object with
-    ``m`` (the number of examples), ``inputs`` (what :meth:`forward` takes for these examples),
+``prepare(X, y, layers, dtype, client=None, *, real=False, sample_weight=None)``
+    The data (real-valued targets with ``real``) and the example weights checked and converted
+    once, kept where this backend computes: an object with ``m`` (the number of examples),
+    ``weight_scale`` (m / Σ w), ``inputs`` (what :meth:`forward` takes for these examples),
     ``targets`` (:class:`fastnn._validation.Targets`, or None where the targets stay remote) and
     ``take(rows)`` (a mini-batch of the same kind).
-``loss_and_delta(theta, layers, data, activation, loss, need_grad)``
-    ``(Σ_i Σ_k loss term, Δ)`` over the examples of ``data``, where Δ is
-    ``Σ_i δ(l+1) [1; a(l)]ᵀ`` for every l, unrolled like θ in float64 (None unless
-    ``need_grad``): the partial sums the Dask backend adds across chunks.
-``cost_and_grad(theta, layers, data, activation, loss, lam, m, need_grad)``
+``loss_and_delta(theta, layers, data, activation, output, need_grad)``
+    ``(Σ_i w_i Σ_k loss term, Δ)`` over the examples of ``data``, where Δ is
+    ``Σ_i δ(l+1) [1; a(l)]ᵀ`` for every l (δ(L) times w_i), unrolled like θ in float64 (None
+    unless ``need_grad``): the partial sums the Dask backend adds across chunks. ``output`` is
+    the code of the output layer and loss (:data:`fastnn.losses.OUTPUTS`).
+``cost_and_grad(theta, layers, data, activation, output, lam, m, need_grad)``
     J and ∇J with the penalty λ/2m Σ Θ² of the full objective (m its number of examples), in
     the dtype of θ: by default from ``loss_and_delta``; the Numba backends fuse it into a
     kernel for mini-batches.
@@ -66,38 +68,41 @@ def get_backend(name, layers):
     return BACKENDS[name]
 
 
-AUTO_NUMPY_MIN_WEIGHTS = 150_000
-"""Weights in one Θ(l) from which ``"auto"`` picks ``"numpy"`` (but for float32 batches of 64
-or fewer). Measured with ``fastnn bench`` on 2 cores: ``numba-parallel`` is as fast as NumPy or
-faster on digits, ex4, mnist (largest Θ(l): 100,480 weights) and wide-m (0.74× NumPy's time
-in float64), and much faster inside training loops on small problems, where OpenBLAS's
-threads, woken for small products, spin and contend with the optimizer (L-BFGS on digits:
-0.4 s against 1.9 s). On the deep net (784-256-...: 200,960 weights in Θ(1)), BLAS's cache
-blocking wins (0.87× ``numba-parallel``'s time in float64, 0.95× in float32); on its
-mini-batches the two are within 15 % of each other either way in float64, and
-``numba-parallel`` takes 0.64× NumPy's time on float32 batches of 64."""
+AUTO_NUMPY_MIN_WEIGHTS = 300_000
+AUTO_NUMPY_MIN_ROWS = 257
+"""``"auto"`` picks ``"numpy"`` for calls on ``AUTO_NUMPY_MIN_ROWS`` rows or more (a full batch
+counts as many) when one Θ(l) has ``AUTO_NUMPY_MIN_WEIGHTS`` weights or more, and
+``"numba-parallel"`` for every other call, in float64 and float32 alike.
 
-AUTO_NUMPY_FLOAT32_MIN_WEIGHTS = 50_000
-AUTO_NUMPY_FLOAT32_MIN_ROWS = 129
-"""In float32, from this many rows on, with a Θ(l) of ``AUTO_NUMPY_FLOAT32_MIN_WEIGHTS``
-weights or more, ``"auto"`` picks ``"numpy"``: sgemm's eight-lane products win there.
-Measured per call (``numba-parallel`` ÷ NumPy, 2 threads, interleaved, best of 15) on
-784-128-10: 0.83 at 64 rows, 1.02 at 200, 1.10 at 512, 1.19 at 1024, 1.11 at 4096 (float64:
-0.57, 0.67, 1.02, then 0.85-0.87 with the chunked kernel at 1025 and 4096 rows)."""
+Measured per call of (J, ∇J) (``numba-parallel`` ÷ NumPy, 2 cores, each backend in its own
+process so that neither OpenBLAS's spinning threads nor Numba's disturb the other, best of
+2 × 5; rows 64, 200, 512, 1024, 4096, 16384; float64 / float32):
+
+=============================== ================================ ================================
+network (largest Θ(l))          float64                          float32
+=============================== ================================ ================================
+400-25-10 (10,025)              0.84 0.87 0.90 0.80 0.73 0.53    0.85 1.00 0.87 0.81 0.75 0.66
+784-128-10 (100,480)            0.75 0.84 0.83 0.91 0.79 0.70    0.54 0.87 0.81 0.83 0.78 0.68
+784-256-128-64-10 (200,960)     0.80 0.82 0.86 0.90 0.80 0.78    0.72 0.78 0.86 0.92 0.81 0.73
+784-512-256-10 (401,920)        0.87 1.01 1.21 1.23 1.19 1.11    0.55 0.71 0.83 0.94 1.19 0.89
+1024-2048-10 (2,099,200)        0.52 0.83 1.15 1.73 1.61 –       0.68 0.97 1.09 1.23 1.76 –
+=============================== ================================ ================================
+
+``numba-parallel`` is faster everywhere up to 201k weights in a Θ(l) (the register-tiled
+products, the vectorized sigmoid and no BLAS threads to wake), and on small batches of any
+network; from 402k weights and 512 rows, BLAS's cache blocking wins (the float32 full batch
+of 784-512-256-10, 0.89, is the one call this rule gives away). Inside training loops the
+Numba backends also avoid OpenBLAS's threads spinning between steps (L-BFGS on digits: 0.4 s
+against 1.9 s)."""
 
 
 def auto_backend(layers, m=None, dtype=np.float64):
     """The name of the backend measured fastest for a network of these layer sizes, evaluated
-    on m rows (None: a full batch of many) in ``dtype``."""
+    on m rows (None: a full batch of many); the same rule for both dtypes (``dtype`` is taken
+    so that callers need not know that)."""
     largest = max(s_in * s_out for s_in, s_out in pairwise(layers))
-    small_batch = m is not None and m <= 64
-    if np.dtype(dtype) == np.float32:
-        if small_batch:
-            return "numba-parallel"
-        if largest >= AUTO_NUMPY_FLOAT32_MIN_WEIGHTS and (
-                m is None or m >= AUTO_NUMPY_FLOAT32_MIN_ROWS):
-            return "numpy"
-    return "numpy" if largest >= AUTO_NUMPY_MIN_WEIGHTS else "numba-parallel"
+    many_rows = m is None or m >= AUTO_NUMPY_MIN_ROWS
+    return "numpy" if largest >= AUTO_NUMPY_MIN_WEIGHTS and many_rows else "numba-parallel"
 
 
 class AutoBackend(Backend):
@@ -107,13 +112,13 @@ class AutoBackend(Backend):
     def choose(self, layers, m, dtype):
         return BACKENDS[auto_backend(layers, m, dtype)]
 
-    def loss_and_delta(self, theta, layers, data, activation, loss, need_grad):
+    def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
         return self.choose(layers, data.m, theta.dtype).loss_and_delta(
-            theta, layers, data, activation, loss, need_grad)
+            theta, layers, data, activation, output, need_grad)
 
-    def cost_and_grad(self, theta, layers, data, activation, loss, lam, m, need_grad):
+    def cost_and_grad(self, theta, layers, data, activation, output, lam, m, need_grad):
         return self.choose(layers, data.m, theta.dtype).cost_and_grad(
-            theta, layers, data, activation, loss, lam, m, need_grad)
+            theta, layers, data, activation, output, lam, m, need_grad)
 
     def forward(self, theta, layers, X, activation, logits=False):
         return self.choose(layers, X.shape[0], theta.dtype).forward(

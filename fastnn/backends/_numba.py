@@ -23,7 +23,7 @@ The m examples are cut into ``n_chunks`` contiguous chunks whose boundaries depe
 Each chunk owns its block buffers (allocated once per chunk, never per block or example), its
 cost partial and its row of Δ accumulators, so the ``prange`` over chunks has no shared writes.
 Every ``FLUSH_BLOCKS`` blocks the Δ contributions are added into the chunk's float64 row, and
-the rows are summed serially in chunk order afterwards, so the serial and parallel
+the rows are summed in chunk order afterwards (column by column), so the serial and parallel
 compilations of the same source return bitwise-identical results, whatever the number of
 threads.
 
@@ -68,6 +68,13 @@ chunk's float64 accumulator: in float32 no partial sum runs over more than 1024 
 
 MIN_CHUNK = 32
 """Fewest examples per chunk: below this, thread start-up costs more than the chunk's work."""
+
+REDUCE_COLUMNS = 4096
+REDUCE_PARALLEL_MIN = 1 << 17
+"""The chunks' Δ rows are summed over threads, ``REDUCE_COLUMNS`` columns (32 KiB of float64)
+per task, when they hold ``REDUCE_PARALLEL_MIN`` numbers or more; fewer are added on one
+thread, which is quicker than starting the threads. 16 rows of P = 533,770 (784-512-256-10)
+summed on one thread took 20-25 % of a call on 1024 rows."""
 
 MAX_CHUNKS = max(16, numba.config.NUMBA_NUM_THREADS)
 """Chunks per call at most. Fixed per machine so results do not depend on thread scheduling;
@@ -248,6 +255,16 @@ def _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output):
 
 
 @njit(cache=True)
+def _add_rows(rows, lo, hi, total):
+    """total[lo:hi] += Σ_c rows[c, lo:hi], each column summed in row order: the same sums, bit
+    for bit, however the column ranges are spread over threads."""
+    for c in range(rows.shape[0]):
+        row = rows[c]
+        for p in range(lo, hi):
+            total[p] += row[p]
+
+
+@njit(cache=True)
 def _add_block_sums(layers, offsets, unit_offsets, w_offsets, DW, Db, Delta):
     """Δ(l)[:, 0] += Db(l), Δ(l)[:, 1:] += DW(l), in float64, Δ unrolled like θ."""
     for l in range(layers.shape[0] - 1):
@@ -307,11 +324,16 @@ def _loss_and_delta_chunks(
                     n_blocks = 0
         costs[c] = cost
     total = 0.0
-    Delta_sum = np.zeros(Delta_chunks.shape[1])
     for c in range(n_chunks):
         total += costs[c]
-        for p in range(Delta_sum.shape[0]):
-            Delta_sum[p] += Delta_chunks[c, p]
+    P = Delta_chunks.shape[1]
+    Delta_sum = np.zeros(P)
+    if n_chunks * P < REDUCE_PARALLEL_MIN:
+        _add_rows(Delta_chunks, 0, P, Delta_sum)
+    else:
+        for task in prange((P + REDUCE_COLUMNS - 1) // REDUCE_COLUMNS):
+            lo = task * REDUCE_COLUMNS
+            _add_rows(Delta_chunks, lo, min(lo + REDUCE_COLUMNS, P), Delta_sum)
     return total, Delta_sum
 
 
@@ -339,16 +361,19 @@ def _forward_chunks(
                     H[start + b, k] = Z_out[b, k] if logits else sigmoid(Z_out[b, k])
 
 
-BATCH_ROWS = 512
+BATCH_ROWS = 1024
 BATCH_MIN_PARAMS = 50_000
 """The batch kernel (:func:`_batch_cost_and_grad`) computes J and ∇J of calls on at most
 ``BATCH_ROWS`` examples of a network with at least ``BATCH_MIN_PARAMS`` weights; other calls
-take the chunked kernel, whose per-chunk Δ rows and serial sum cost little when P is small.
+take the chunked kernel, whose per-chunk Δ rows cost little when P is small.
 Measured (batch kernel ÷ chunked kernel, numba-parallel, 2 threads, interleaved, best of 15):
-784-128-10 float64 0.76, 0.57, 0.60, 0.72, 0.99 at 64, 128, 256, 512, 1024 rows (float32
-0.82-0.85, then 0.97); 784-256-128-64-10 0.74-0.82, then 0.94-0.99; but 400-25-10 (P =
-10,285) 0.85, then 1.03-1.23, and 64-32-10 1.12-1.39. At most 512 rows, no sum in the dtype of
-θ runs over more examples than the chunked kernel's (``FLUSH_BLOCKS · BLOCK``)."""
+784-128-10 float64 0.76, 0.57, 0.60, 0.72 at 64, 128, 256, 512 rows (float32 0.82-0.85);
+784-256-128-64-10 0.74-0.82; but 400-25-10 (P = 10,285) 0.85, then 1.03-1.23, and 64-32-10
+1.12-1.39. At 1024 rows (each kernel in its own process, best of 2 × 5): 784-128-10 0.74
+(float64) and 0.81 (float32), 784-256-128-64-10 0.86 and 0.79, 784-512-256-10 0.73 and 0.40
+(the chunked kernel's 16 P-sized accumulators for 64 rows each); at 2048 rows 1.00, 1.00,
+1.34, 1.07, 1.04, 0.66: mixed, hence the limit. At most 1024 rows, no sum in the dtype of θ
+runs over more examples than the chunked kernel's (``FLUSH_BLOCKS · BLOCK``)."""
 
 BATCH_BLOCKS = 16
 """Blocks the batch kernel cuts its examples into (of at most ``BLOCK`` rows, a multiple of 4),
