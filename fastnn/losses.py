@@ -13,7 +13,10 @@ identity squared_error ½ (h − t)²,  h = z                               h �
 ======== ============= ================================================ ===================
 
 ``log σ(z) = −softplus(−z)`` and ``log(1 − σ(z)) = −softplus(z)`` keep the cost finite and
-accurate when units saturate, where ``log`` of a rounded σ(z) would give ``log 0``.
+accurate when units saturate, where ``log`` of a rounded σ(z) would give ``log 0``. With
+e = e^{−|z|}, softplus(±z) = max(±z, 0) + log1p(e), so for t ∈ {0, 1} the term is
+``(max(z, 0) − t z) + log1p(e)``: the bracket is exactly max(−z, 0) for t = 1 and max(z, 0) for
+t = 0, and one exponential and one ``log1p`` serve both σ(z) and the term.
 The cost is ``J = (1/m) Σ_i w_i Σ_k term + (λ / 2m) Σ Θ²`` (bias column excluded), with the
 example weights w_i scaled to mean 1 (all 1 without weights; see
 :class:`fastnn._validation.Targets`): the kernels multiply example i's terms and δ(L) by w_i.
@@ -62,10 +65,13 @@ def _weighted(delta, w):
 
 
 def _cross_entropy(Z, T, w=None):
-    """Σ_i w_i Σ_k loss terms and δ(L) for pre-activations Z and targets T, both (m, K), and
-    weights w of shape (m,) (None: all 1)."""
-    H = expit(Z)
-    terms = T * np.logaddexp(0, -Z) + (1 - T) * np.logaddexp(0, Z)
+    """Σ_i w_i Σ_k loss terms and δ(L) for pre-activations Z and targets T (0/1), both (m, K),
+    and weights w of shape (m,) (None: all 1)."""
+    E = np.exp(-np.abs(Z))
+    terms = np.maximum(Z, 0) - T * Z
+    terms += np.log1p(E)
+    E += 1
+    H = np.where(Z >= 0, 1, E - 1) / E
     return _weighted_sum(terms, w), _weighted(H - T, w)
 
 
@@ -85,19 +91,17 @@ NUMPY_LOSSES = {CROSS_ENTROPY: _cross_entropy, SQUARED_ERROR: _squared_error,
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def softplus(x):
-    """log(1 + e^x) without overflow."""
-    return max(x, 0.0) + np.log1p(exp_nonpositive(-abs(x)))
-
-
-@njit(cache=True, error_model="numpy", inline="always")
 def loss_term_and_delta(z, t, code):
-    """(loss term, δ(L)) of one output unit with pre-activation z and target t."""
+    """(loss term, δ(L)) of one output unit with pre-activation z and target t (0 or 1 for
+    the sigmoid output)."""
     if code == IDENTITY_SQUARED_ERROR:
         e = z - t
         return 0.5 * e * e, e
-    h = sigmoid(z)
     if code == CROSS_ENTROPY:
-        return t * softplus(-z) + (1.0 - t) * softplus(z), h - t
+        e = exp_nonpositive(-abs(z))
+        d = 1.0 + e
+        h = 1.0 / d if z >= 0 else e / d
+        return (max(z, 0.0) - t * z) + np.log1p(e), h - t
+    h = sigmoid(z)
     e = h - t
     return 0.5 * e * e, e * h * (1.0 - h)

@@ -5,7 +5,7 @@ import pytest
 from numba import njit
 
 from fastnn.activations import EXP_MIN, exp_nonpositive, sigmoid
-from fastnn.losses import softplus
+from fastnn.losses import CROSS_ENTROPY, loss_term_and_delta
 
 
 @njit
@@ -27,8 +27,11 @@ def _sigmoid(x):
 
 
 @njit
-def _softplus(x):
-    return softplus(x)
+def _cross_entropy_term(z, t):
+    out = np.empty(z.shape[0])
+    for i in range(z.shape[0]):
+        out[i] = loss_term_and_delta(z[i], t, CROSS_ENTROPY)[0]
+    return out
 
 
 def ulps(actual, expected):
@@ -68,13 +71,16 @@ def _libm_sigmoid(z):
 
 
 @pytest.mark.parametrize("scale", [1.0, 40.0, 800.0])
-def test_sigmoid_and_softplus_within_two_ulp(scale):
-    """The saturated tails included: at |z| = 800, σ is 0 or 1 and softplus is z or e^z."""
+def test_sigmoid_and_cross_entropy_within_two_ulp(scale):
+    """The saturated tails included: at |z| = 800, σ is 0 or 1 and the cross-entropy term
+    −log σ(z) = softplus(−z) (t = 1) or −log(1 − σ(z)) = softplus(z) (t = 0) is |z| or e^−|z|."""
     z = np.linspace(-scale, scale, 2_000_001)
     assert ulps(_over(_sigmoid, z), _libm_sigmoid(z)).max() <= 2
     with np.errstate(under="ignore"):
         reference = np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
-    assert ulps(_over(_softplus, z), reference).max() <= 2
+    assert ulps(_cross_entropy_term(z, 0.0), reference).max() <= 2
+    # softplus(−z) for t = 1 is the t = 0 term at −z, bit for bit
+    np.testing.assert_array_equal(_cross_entropy_term(z, 1.0), _cross_entropy_term(-z, 0.0))
 
 
 def test_sigmoid_at_infinities_and_nan():
