@@ -275,3 +275,34 @@ def test_auto_decides_per_call():
                                  dtype=np.float32)
     assert objective.backend_name(rows=200) == "numba-parallel"
     assert objective.backend_name() == "numpy"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("R", "T", "N"), [(64, 400, 25), (7, 13, 10), (5, 3, 1), (64, 33, 31),
+                                            (12, 64, 32), (1, 9, 6)])
+def test_both_product_loops_against_numpy(R, T, N, dtype):
+    """OUT += C B by the row-tiled loop and by dot products (B given transposed), remainders of
+    rows, columns and T included."""
+    rng = np.random.default_rng(R * T * N)
+    C = rng.normal(size=(R, T)).astype(dtype)
+    B = rng.normal(size=(T, N)).astype(dtype)
+    OUT0 = rng.normal(size=(R, N)).astype(dtype)
+    expected = OUT0.astype(np.float64) + C.astype(np.float64) @ B.astype(np.float64)
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    for product, operand in ((_numba._add_product, B), (_numba._add_dot_products,
+                                                        np.ascontiguousarray(B.T))):
+        OUT = OUT0.copy()
+        product(C, operand, OUT)
+        assert scaled_error(OUT, expected) < tolerance
+
+
+@pytest.mark.parametrize("width", [_numba.NARROW - 1, _numba.NARROW])
+def test_narrow_and_wide_layers_match_naive(backend, width):
+    """Layers of fewer than NARROW units take the dot-product loop forward, wider ones the
+    row-tiled loop: both give the naive reference's J and ∇J."""
+    thetas, X, y = make_problem([40, width, width + 3, 4], m=150, target="multiclass")
+    J, grads = fastnn.cost_and_grad(thetas, X, y, lam=0.3, backend=backend)
+    J_ref, grads_ref = naive.cost_and_grad(thetas, X, y, 0.3)
+    assert J == pytest.approx(J_ref, rel=1e-12)
+    for grad, grad_ref in zip(grads, grads_ref):
+        assert scaled_error(grad, grad_ref) < 1e-12
