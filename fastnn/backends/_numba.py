@@ -76,8 +76,10 @@ REDUCE_COLUMNS = 4096
 REDUCE_PARALLEL_MIN = 1 << 17
 """The chunks' Δ rows are summed over threads, ``REDUCE_COLUMNS`` columns (32 KiB of float64)
 per task, when they hold ``REDUCE_PARALLEL_MIN`` numbers or more; fewer are added on one
-thread, which is quicker than starting the threads. 16 rows of P = 533,770 (784-512-256-10)
-summed on one thread took 20-25 % of a call on 1024 rows."""
+thread, which is quicker than starting the threads. Measured against the sum on one thread
+(each in its own process, best of 2 × 5, numba-parallel): 784-512-256-10 (P = 533,770) 0.92
+and 0.92 of its time at 2048 rows (float32, float64), 1.01 and 0.95 at 4096; 784-128-10 1.11,
+0.99, 1.04, 0.93 — a few per cent on large P, the rest within this machine's noise."""
 
 MAX_CHUNKS = max(16, numba.config.NUMBA_NUM_THREADS)
 """Chunks per call at most. Fixed per machine so results do not depend on thread scheduling;
