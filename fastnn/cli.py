@@ -446,8 +446,9 @@ def build_parser():
                        "with --training: mnist, digits, ex4)")
     bench.add_argument("--dtype", choices=("float64", "float32", "both"), default="both")
     bench.add_argument("--implementations", nargs="+", metavar="NAME",
-                       help="numba-parallel, numba, numpy, sklearn, torch, and with --training "
-                       "auto (the estimator's default backend) (default: all installed)")
+                       help="numba-parallel, numba, numpy, sklearn, torch, numpy-script (not "
+                       "with --training), and with --training auto (the estimator's default "
+                       "backend) (default: all installed)")
     bench.add_argument("--threads", type=int,
                        help="threads for every implementation (default: NUMBA_NUM_THREADS)")
     bench.add_argument("--repeats", type=int, default=5,

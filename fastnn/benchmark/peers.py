@@ -15,14 +15,15 @@ import numpy as np
 
 from fastnn.benchmark.workloads import LAMBDA
 from fastnn.cost import Objective
-from fastnn.network import layers_of, pack, unpack
+from fastnn.network import layers_of, n_params, pack, unpack
 
 FASTNN = ("numba-parallel", "numba", "numpy")
 OPTIONAL_PEERS = ("sklearn", "torch")
 """Peers that run only where their package is installed (the import name is the peer's)."""
-PEERS = ("numpy", *OPTIONAL_PEERS)
-"""What fastnn's kernels are compared with: the NumPy fallback (vectorized matrix products)
-and the MLP gradients of scikit-learn and PyTorch, where installed."""
+PEERS = ("numpy", "numpy-script", *OPTIONAL_PEERS)
+"""What fastnn's kernels are compared with: the NumPy fallback (vectorized matrix products),
+a careful stand-alone NumPy script (preallocated buffers, no blocks, no checks), and the MLP
+gradients of scikit-learn and PyTorch, where installed."""
 
 
 def installed(module):
@@ -32,7 +33,7 @@ def installed(module):
 
 def implementations():
     """Names of the implementations that can run here, fastnn's first."""
-    return (*FASTNN, *(name for name in OPTIONAL_PEERS if installed(name)))
+    return (*FASTNN, "numpy-script", *(name for name in OPTIONAL_PEERS if installed(name)))
 
 
 def _fastnn(backend):
@@ -153,6 +154,48 @@ def _sklearn(layers, X, y, dtype):
     return run
 
 
+def _numpy_script(layers, X, y, dtype):
+    """J and ∇J as a careful NumPy script computes them: sigmoid layers over all m rows at
+    once, every activation, δ and gradient in a buffer allocated once, products written into
+    them (``out=``), all in the compute dtype, the cost from z(L) as Σ softplus(z) − Σ y z."""
+    from scipy.special import expit
+
+    m, K = len(y), layers[-1]
+    Y = np.eye(K, dtype=dtype)[y]
+    A = [X] + [np.empty((m, s), dtype=dtype) for s in layers[1:]]
+    D = [None] + [np.empty((m, s), dtype=dtype) for s in layers[1:]]
+    grad = np.zeros(n_params(layers), dtype=dtype)  # (unpack checks that it is finite)
+    G = unpack(grad, layers)
+    L = len(layers)
+
+    def run(vec):
+        thetas = unpack(vec, layers)
+        for l, theta in enumerate(thetas):
+            np.matmul(A[l], theta[:, 1:].T, out=A[l + 1])
+            A[l + 1] += theta[:, 0]
+            if l < L - 2:
+                expit(A[l + 1], out=A[l + 1])
+        Z = A[-1]
+        J = (np.logaddexp(0, Z).sum(dtype=np.float64) - np.vdot(Y, Z)) / m
+        delta = expit(Z, out=D[-1])
+        delta -= Y
+        for l in range(L - 2, -1, -1):
+            theta = thetas[l]
+            np.matmul(delta.T, A[l], out=G[l][:, 1:])
+            delta.sum(axis=0, out=G[l][:, 0])
+            G[l] /= m
+            G[l][:, 1:] += (LAMBDA / m) * theta[:, 1:]
+            J += LAMBDA / (2 * m) * np.vdot(theta[:, 1:], theta[:, 1:])
+            if l > 0:
+                np.matmul(delta, theta[:, 1:], out=D[l])
+                D[l] *= A[l]
+                D[l] *= 1 - A[l]
+                delta = D[l]
+        return float(J), grad
+
+    return run
+
+
 def _torch(layers, X, y, dtype):
     """PyTorch CPU autograd: sigmoid hidden layers, ``binary_cross_entropy_with_logits``
     summed over outputs and averaged over examples, plus (λ/2m) Σ W²."""
@@ -181,6 +224,7 @@ PREPARE: dict[str, Callable] = {
     "numba-parallel": _fastnn("numba-parallel"),
     "numba": _fastnn("numba"),
     "numpy": _fastnn("numpy"),
+    "numpy-script": _numpy_script,
     "sklearn": _sklearn,
     "torch": _torch,
 }
