@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 from scipy.special import expit
 
-from fastnn.activations import exp_nonpositive, sigmoid
+from fastnn.activations import exp_nonpositive, log1p_unit, sigmoid
 
 CROSS_ENTROPY, SQUARED_ERROR, IDENTITY_SQUARED_ERROR = 0, 1, 2
 
@@ -101,7 +101,7 @@ def loss_term_and_delta(z, t, code):
         e = exp_nonpositive(-abs(z))
         d = 1.0 + e
         h = 1.0 / d if z >= 0 else e / d
-        return (max(z, 0.0) - t * z) + np.log1p(e), h - t
+        return (max(z, 0.0) - t * z) + log1p_unit(e), h - t
     h = sigmoid(z)
     e = h - t
     return 0.5 * e * e, e * h * (1.0 - h)

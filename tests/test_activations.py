@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from fastnn.activations import EXP_MIN, exp_nonpositive, sigmoid
+from fastnn.activations import EXP_MIN, exp_nonpositive, log1p_unit, sigmoid
 from fastnn.losses import CROSS_ENTROPY, loss_term_and_delta
 
 
@@ -19,6 +19,11 @@ def _over(f, x):
 @njit
 def _exp(x):
     return exp_nonpositive(x)
+
+
+@njit
+def _log1p(x):
+    return log1p_unit(x)
 
 
 @njit
@@ -57,6 +62,16 @@ def test_exp_within_one_ulp_of_libm():
         expected = np.exp(SWEEP)
     assert ulps(values, expected).max() <= 1
     assert (values[SWEEP < EXP_MIN] == 0).all()
+
+
+def test_log1p_within_one_ulp_of_libm():
+    """On [0, 1], the range of e^{−|z|}: a dense sweep, tiny and subnormal arguments (where
+    log1p(x) rounds to x), and both sides of the reduction's switch at 1 + x = √2."""
+    x = np.concatenate([np.linspace(0.0, 1.0, 2_000_001), np.geomspace(5e-324, 1e-3, 100_001),
+                        [np.sqrt(2.0) - 1, np.nextafter(np.sqrt(2.0) - 1, 1.0), 1.0]])
+    values = _over(_log1p, x)
+    assert ulps(values, np.log1p(x)).max() <= 1
+    assert values[0] == 0.0
 
 
 def test_exp_propagates_nan():

@@ -328,20 +328,27 @@ def _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output):
     K = Z_out.shape[1]
     use_matrix = Y.shape[0] > 0
     weighted = weights.shape[0] > 0
+    targets = np.empty(K)
+    row_terms = np.empty(K)
     cost = 0.0
     for r in range(Z_out.shape[0]):
         i = rows[start + r] if rows.shape[0] > 0 else start + r
-        terms = 0.0
         for k in range(K):
             if use_matrix:
-                t = Y[i, k]
+                targets[k] = Y[i, k]
             elif K == 1:
-                t = labels[i]
+                targets[k] = labels[i]
             else:
-                t = 1.0 if labels[i] == k else 0.0
-            term, delta = loss_term_and_delta(Z_out[r, k], t, output)
-            terms += term
-            d_out[r, k] = delta
+                targets[k] = 1.0 if labels[i] == k else 0.0
+        # No sum in this loop, so that it vectorizes (a sum in order would not, and the
+        # compensated arithmetic of exp and log1p forbids reassociation); summed below, in
+        # the same order.
+        z, d = Z_out[r], d_out[r]
+        for k in range(K):
+            row_terms[k], d[k] = loss_term_and_delta(z[k], targets[k], output)
+        terms = 0.0
+        for k in range(K):
+            terms += row_terms[k]
         if weighted:
             w = weights[i]
             cost += w * terms
