@@ -95,7 +95,7 @@ class Objective:
         """True for the identity output layer (real-valued targets)."""
         return self.output_activation == "identity"
 
-    def _evaluate(self, vec, need_grad, rows=None):
+    def _evaluate(self, vec, need_grad, rows=None, out=None):
         """J and ∇J on the examples ``rows`` (all when None), penalty scaled by the full m.
 
         With b examples in ``rows``: ``J = (1/b) Σ_rows w_i loss terms + (λ/2m) Σ Θ²`` and
@@ -106,14 +106,25 @@ class Objective:
         vec = np.ascontiguousarray(vec, dtype=self.dtype)
         data = self.data if rows is None else self.data.take(rows)
         return self._backend.cost_and_grad(vec, self.layers, data, self.activation,
-                                           self._output, self._lam, self.m, need_grad)
+                                           self._output, self._lam, self.m, need_grad, out)
 
-    def __call__(self, vec, rows=None):
+    def __call__(self, vec, rows=None, out=None):
         """``(J, grad)`` at θ = ``vec``; ``grad`` of shape (P,) in the objective's dtype.
 
-        ``rows`` (a slice or index array) restricts the data term to a mini-batch.
+        ``rows`` (a slice or index array) restricts the data term to a mini-batch. ``out``, a
+        C-contiguous array of that shape and dtype, receives ∇J and is returned as ``grad``:
+        a training loop then reuses one array instead of allocating P numbers per step.
         """
-        return self._evaluate(vec, need_grad=True, rows=rows)
+        if out is None:
+            return self._evaluate(vec, need_grad=True, rows=rows)
+        if not (isinstance(out, np.ndarray) and out.shape == (self.n_params,)
+                and out.dtype == self.dtype and out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(
+                f"out: expected a writeable C-contiguous array of shape ({self.n_params},) and "
+                f"dtype {self.dtype}, got "
+                + (f"shape {out.shape}, dtype {out.dtype}" if isinstance(out, np.ndarray)
+                   else type(out).__name__))
+        return self._evaluate(vec, need_grad=True, rows=rows, out=out)
 
     def backend_name(self, rows=None):
         """The backend that evaluates this objective on batches of ``rows`` examples (all of

@@ -284,17 +284,18 @@ def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monit
     BLAS's spinning threads they would fight for the cores.
 
     θ lives in two buffers that take turns: each step reads one and writes the other, so the
-    parameters a finite cost was taken at stay intact (for divergence) without a copy."""
+    parameters a finite cost was taken at stay intact (for divergence) without a copy; ∇J is
+    written into a third, the same every step."""
     m = objective.m
     rng = np.random.default_rng(random_state)
-    current, spare = theta, np.empty_like(theta)
+    current, spare, grad = theta, np.empty_like(theta), np.empty_like(theta)
     try:
         for _ in range(max_iter):
             order = rng.permutation(m) if batch < m else None
             total = 0.0
             for start in range(0, m, batch):
                 rows = None if order is None else np.sort(order[start:start + batch])
-                J, grad = objective(current, rows=rows)
+                J, _ = objective(current, rows=rows, out=grad)
                 if not np.isfinite(J):
                     return "diverged"
                 if gtol is not None and np.abs(grad).max() <= gtol:

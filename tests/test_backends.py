@@ -239,6 +239,82 @@ def test_mini_batch_read_through_its_rows(monkeypatch, dtype, batch, min_params)
 
 
 @pytest.mark.usefixtures("batch_kernel_for_small_networks")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("backend", ["numba", "numba-parallel"])
+def test_kept_work_arrays_give_what_fresh_ones_give(backend, dtype):
+    """An Objective keeps the batch kernel's work arrays across calls (grown when a batch is
+    larger than any before): every call gives bitwise what a fresh Objective gives."""
+    layers = [12, 9, 4]
+    thetas, X, y = make_problem(layers, m=2000, target="multiclass", dtype=dtype)
+    theta = fastnn.pack(thetas)
+    objective = fastnn.Objective(layers, X, y, lam=0.3, backend=backend, dtype=dtype)
+    rng = np.random.default_rng(0)
+    for b in (200, 200, 57, 512, 3, 512):
+        rows = np.sort(rng.permutation(2000)[:b])
+        J, grad = objective(theta, rows=rows)
+        fresh = fastnn.Objective(layers, X, y, lam=0.3, backend=backend, dtype=dtype)
+        J_fresh, grad_fresh = fresh(theta, rows=rows)
+        assert J == J_fresh and np.array_equal(grad, grad_fresh)
+        assert objective.cost(theta) == fresh.cost(theta)
+    with objective.data.workspace.lease() as kept:
+        [buffers] = kept.values()
+    assert buffers.capacity == 512
+
+
+@pytest.mark.usefixtures("batch_kernel_for_small_networks")
+def test_a_call_while_the_work_arrays_are_held_uses_its_own():
+    """A call that finds the kept work arrays held by another call (another thread's) works
+    on arrays of its own: it gets its batch's result and leaves the kept arrays alone."""
+    layers = [40, 30, 10]
+    thetas, X, y = make_problem(layers, m=3000, target="multiclass")
+    theta = fastnn.pack(thetas)
+    objective = fastnn.Objective(layers, X, y, lam=0.3, backend="numba-parallel")
+    small, large = np.arange(0, 3000, 30), np.arange(0, 3000, 5)
+    J_small, grad_small = objective(theta, rows=small)
+    J_large, grad_large = fastnn.Objective(layers, X, y, lam=0.3)(theta, rows=large)
+    with objective.data.workspace.lease() as kept:
+        [buffers] = kept.values()
+        before = [array.copy() for array in buffers.arrays]
+        J, grad = objective(theta, rows=large)
+        assert J == J_large and np.array_equal(grad, grad_large)
+        assert kept[next(iter(kept))] is buffers and buffers.capacity == len(small)
+        assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(buffers.arrays, before))
+    J, grad = objective(theta, rows=small)
+    assert J == J_small and np.array_equal(grad, grad_small)
+
+
+@pytest.mark.parametrize("min_params", [0, _numba.BATCH_MIN_PARAMS])
+@pytest.mark.parametrize("backend", ["auto", *fastnn.available_backends()])
+def test_out_receives_the_gradient(monkeypatch, backend, min_params):
+    """``out`` is filled with ∇J and returned, full batch and mini-batch, on every backend."""
+    monkeypatch.setattr(_numba, "BATCH_MIN_PARAMS", min_params)
+    layers = [9, 8, 3]
+    thetas, X, y = make_problem(layers, m=500, target="multiclass", dtype=np.float32)
+    theta = fastnn.pack(thetas)
+    objective = fastnn.Objective(layers, X, y, lam=0.3, backend=backend, dtype=np.float32)
+    out = np.full(objective.n_params, np.nan, dtype=np.float32)
+    for rows in (None, np.arange(0, 500, 3)):
+        J_ref, grad_ref = objective(theta, rows=rows)
+        J, grad = objective(theta, rows=rows, out=out)
+        assert grad is out
+        assert J == J_ref and np.array_equal(out, grad_ref)
+
+
+@pytest.mark.parametrize("out", [
+    np.empty(5), np.empty(55, dtype=np.float32), np.empty((55, 1)), np.empty(110)[::2],
+    np.zeros(55).tolist(), np.broadcast_to(np.zeros(1), (55,)),
+])
+def test_out_rejects(out):
+    layers = [9, 4, 3]
+    thetas, X, y = make_problem(layers, m=20, target="multiclass")
+    objective = fastnn.Objective(layers, X, y)
+    assert objective.n_params == 55
+    with pytest.raises(ValueError, match=r"out: expected a writeable C-contiguous array of "
+                                         r"shape \(55,\) and dtype float64, got"):
+        objective(fastnn.pack(thetas), out=out)
+
+
+@pytest.mark.usefixtures("batch_kernel_for_small_networks")
 @pytest.mark.parametrize("m", [64, 500])
 def test_batch_kernel_does_not_depend_on_the_thread_count(m):
     thetas, X, y = make_problem([30, 17, 4], m=m, target="multiclass")

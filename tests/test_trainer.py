@@ -1,5 +1,6 @@
 """The training loop: solvers, history, early stopping, callbacks, interrupt, divergence."""
 
+import os
 import warnings
 
 import numpy as np
@@ -70,6 +71,38 @@ def test_callback_stops_and_sees_records(problem):
                    callbacks=[stop_at_five], n_iter_no_change=0, random_state=0)
     assert seen == [1, 2, 3, 4, 5]
     assert result.history.stopped == "callback"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba-parallel"])
+def test_lbfgs_holds_scipys_own_blas_to_one_thread(backend):
+    """SciPy's wheels ship an OpenBLAS besides NumPy's, which L-BFGS-B calls between
+    evaluations: during an L-BFGS run it has one thread; NumPy's keeps its threads with the
+    "numpy" backend (its products use them); both are as before afterwards."""
+    import scipy
+    from threadpoolctl import threadpool_info
+
+    scipy_dir = os.path.dirname(scipy.__file__)
+    def threads():
+        return {info["filepath"]: info["num_threads"] for info in threadpool_info()
+                if info["user_api"] == "blas"}
+
+    before = threads()
+    scipy_own = [path for path in before if path.startswith(scipy_dir)]
+    if not scipy_own or len(before) < 2:
+        pytest.skip("SciPy uses NumPy's BLAS here")
+    thetas, X, y = make_problem(LAYERS, m=100, target="multiclass")
+    objective = fastnn.Objective(LAYERS, X, y, lam=0.1, backend=backend)
+    seen = []
+    train(objective, fastnn.pack(thetas), solver="lbfgs", max_iter=3,
+          callbacks=[lambda record: seen.append(threads())])
+    assert len(seen) == 3
+    for during in seen:
+        for path, n in during.items():
+            if path in scipy_own or backend != "numpy":
+                assert n == 1, path
+            else:
+                assert n == before[path], path
+    assert threads() == before
 
 
 def test_early_stopping_keeps_the_best(problem):

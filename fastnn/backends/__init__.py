@@ -14,10 +14,11 @@ Every backend is an object with the same small interface (:class:`Backend`), so 
     ``Σ_i δ(l+1) [1; a(l)]ᵀ`` for every l (δ(L) times w_i), unrolled like θ in float64 (None
     unless ``need_grad``): the partial sums the Dask backend adds across chunks. ``output`` is
     the code of the output layer and loss (:data:`fastnn.losses.OUTPUTS`).
-``cost_and_grad(theta, layers, data, activation, output, lam, m, need_grad)``
+``cost_and_grad(theta, layers, data, activation, output, lam, m, need_grad, out=None)``
     J and ∇J with the penalty λ/2m Σ Θ² of the full objective (m its number of examples), in
-    the dtype of θ: by default from ``loss_and_delta``; the Numba backends fuse it into a
-    kernel for mini-batches.
+    the dtype of θ (∇J written into ``out`` when given): by default from ``loss_and_delta``;
+    the Numba backends fuse it into a kernel for mini-batches, whose work arrays they keep in
+    the data's ``workspace`` (:class:`~fastnn.backends._base.Workspace`) across calls.
 ``forward(theta, layers, X, activation, logits=False)``
     The outputs h_Θ(x) = σ(z(L)), or z(L) with ``logits``, shape (m, K), in the dtype of θ; X
     is a checked in-memory array, a prepared ``inputs``, or an array the backend ``holds``.
@@ -116,9 +117,10 @@ class AutoBackend(Backend):
         return self.choose(layers, data.m, theta.dtype).loss_and_delta(
             theta, layers, data, activation, output, need_grad)
 
-    def cost_and_grad(self, theta, layers, data, activation, output, lam, m, need_grad):
+    def cost_and_grad(self, theta, layers, data, activation, output, lam, m, need_grad,
+                      out=None):
         return self.choose(layers, data.m, theta.dtype).cost_and_grad(
-            theta, layers, data, activation, output, lam, m, need_grad)
+            theta, layers, data, activation, output, lam, m, need_grad, out)
 
     def forward(self, theta, layers, X, activation, logits=False):
         return self.choose(layers, X.shape[0], theta.dtype).forward(

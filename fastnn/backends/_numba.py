@@ -43,6 +43,7 @@ holds a copy of Δ; it also adds the penalty and writes ∇J in the dtype of θ 
 """
 
 import functools
+from contextlib import contextmanager, nullcontext
 from itertools import pairwise
 
 import numba
@@ -316,6 +317,9 @@ def _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, act
                 Db_l[j] += d[j]
 
 
+NO_GRAD = {np.dtype(t).str: np.empty(0, dtype=t) for t in (np.float32, np.float64)}
+"""``grad`` of :func:`_batch_cost_and_grad` when only J is asked for."""
+
 NO_ROWS = np.empty(0, dtype=np.int64)
 """``rows`` of :func:`_loss_terms` when the block's examples are consecutive rows."""
 
@@ -493,8 +497,10 @@ busy; a task's columns of A(l) stay in cache while every row of Δ(l) uses them.
 
 
 def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks, X, rows,
-                         labels, Y, weights, activation, output, need_grad, penalty, grad):
-    """J and ∇J on the b ≤ ``BATCH_ROWS`` examples ``X[rows]``, written into ``grad``.
+                         labels, Y, weights, activation, output, need_grad, penalty, grad,
+                         W, WT, Xb, acts, deltas, panels, Ds):
+    """J and ∇J on the b ≤ ``BATCH_ROWS`` examples ``X[rows]``, written into ``grad``, with
+    the work arrays of :class:`BatchBuffers` (for at least b rows).
 
         J = (1/b) Σ_i w_i Σ_k loss term + ½ penalty Σ Θ²    grad = Δ/b + penalty Θ  (bias: Δ/b)
 
@@ -516,16 +522,10 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     """
     b = rows.shape[0]
     L = layers.shape[0]
-    dtype = theta.dtype
     n_units = unit_offsets[-1] - unit_offsets[1]
-    W = np.empty(w_offsets[-1], dtype=dtype)
-    WT = np.empty(w_offsets[-1], dtype=dtype)
     for u in prange(n_units):
         _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT)
 
-    Xb = np.empty((b, layers[0]), dtype=dtype)
-    acts = np.empty(b * n_units, dtype=dtype)
-    deltas = np.empty(b * n_units, dtype=dtype)
     block_rows = min(BLOCK, max(4, (b + 4 * BATCH_BLOCKS - 1) // (4 * BATCH_BLOCKS) * 4))
     n_blocks = (b + block_rows - 1) // block_rows
     block_costs = np.zeros(n_blocks)
@@ -554,12 +554,13 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
         if need_grad:
             G = grad[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
             d_out = _layer_rows(deltas, layers, unit_offsets, l + 1, b, 0, b)
-            A_in = Xb if l == 0 else _layer_rows(acts, layers, unit_offsets, l, b, 0, b)
+            A_in = Xb[:b] if l == 0 else _layer_rows(acts, layers, unit_offsets, l, b, 0, b)
             width = k1 - k0
-            panel = np.empty((b, width), dtype=dtype)  # A(l)[:, k0:k1], contiguous
+            panel = panels[q, : b * width].reshape((b, width))  # A(l)[:, k0:k1], contiguous
             for i in range(b):
                 panel[i] = A_in[i, k0:k1]
-            D = np.zeros((s_out, width), dtype=dtype)  # Δ(l)[:, 1 + k0 : 1 + k1]
+            D = Ds[q, : s_out * width].reshape((s_out, width))  # Δ(l)[:, 1 + k0 : 1 + k1]
+            D[:] = 0.0
             _add_product(d_out.T, panel, D)
             for j in range(s_out):
                 if k0 == 0:
@@ -587,6 +588,39 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     return total * scale + 0.5 * penalty * squares
 
 
+class BatchBuffers:
+    """The work arrays of :func:`_batch_cost_and_grad` for up to ``capacity`` rows of one
+    network and dtype: W(l) and W(l)ᵀ, the batch's rows of X, its activations and δ, and each
+    Δ task's panel of A(l) and block of Δ(l). A training run keeps them in the data's
+    :class:`~fastnn.backends._base.Workspace` and so allocates nothing per step."""
+
+    def __init__(self, layout, dtype, capacity):
+        layers, _, unit_offsets, w_offsets, tasks = layout
+        n_units = unit_offsets[-1] - unit_offsets[1]
+        widths = tasks[:, 2] - tasks[:, 1]
+        self.capacity = capacity
+        self.arrays = (
+            np.empty(w_offsets[-1], dtype=dtype),  # W
+            np.empty(w_offsets[-1], dtype=dtype),  # WT
+            np.empty((capacity, layers[0]), dtype=dtype),  # Xb
+            np.empty(capacity * n_units, dtype=dtype),  # acts
+            np.empty(capacity * n_units, dtype=dtype),  # deltas
+            np.empty((len(tasks), capacity * widths.max()), dtype=dtype),  # panels
+            np.empty((len(tasks), (layers[tasks[:, 0] + 1] * widths).max()), dtype=dtype),  # Ds
+        )
+
+
+@contextmanager
+def _batch_buffers(workspace, layers, layout, dtype, b):
+    """The :class:`BatchBuffers` kept in ``workspace`` (None: fresh ones) for b rows."""
+    with workspace.lease() if workspace is not None else nullcontext({}) as kept:
+        key = ("batch", layers, dtype.str)
+        buffers = kept.get(key)
+        if buffers is None or buffers.capacity < b:
+            buffers = kept[key] = BatchBuffers(layout, dtype, b)
+        yield buffers.arrays
+
+
 class NumbaBackend(Backend):
     """One of the two compilations of the kernels, behind the backend interface."""
 
@@ -605,19 +639,26 @@ class NumbaBackend(Backend):
         )
         return total, (Delta if need_grad else None)
 
-    def cost_and_grad(self, theta, layers, data, activation, output, lam, m, need_grad):
+    def cost_and_grad(self, theta, layers, data, activation, output, lam, m, need_grad,
+                      out=None):
         """J and ∇J (see :meth:`Backend.cost_and_grad`): in one fused call of the batch kernel,
-        reading a mini-batch through its row indices, or by the chunked kernel (see
-        ``BATCH_ROWS``)."""
+        reading a mini-batch through its row indices, with the work arrays kept in
+        ``data.workspace``, or by the chunked kernel (see ``BATCH_ROWS``)."""
         if data.m > BATCH_ROWS or theta.shape[0] < BATCH_MIN_PARAMS:
             return super().cost_and_grad(theta, layers, data, activation, output, lam, m,
-                                         need_grad)
+                                         need_grad, out)
+        layers = tuple(layers)
+        layout = _layout(layers)
         rows = data.rows if data.rows is not None else _all_rows(data.m)
-        grad = np.empty(theta.shape[0] if need_grad else 0, dtype=theta.dtype)
+        if not need_grad:
+            grad = NO_GRAD[theta.dtype.str]
+        else:
+            grad = out if out is not None else np.empty(theta.shape[0], dtype=theta.dtype)
         targets = data.targets
-        J = self._batch(theta, *_layout(tuple(layers)), data.X, rows, targets.labels,
-                        targets.Y, targets.weights, ACTIVATIONS[activation].code, output,
-                        need_grad, lam / m, grad)
+        with _batch_buffers(data.workspace, layers, layout, theta.dtype, data.m) as buffers:
+            J = self._batch(theta, *layout, data.X, rows, targets.labels, targets.Y,
+                            targets.weights, ACTIVATIONS[activation].code, output, need_grad,
+                            lam / m, grad, *buffers)
         return float(J), (grad if need_grad else None)
 
     def forward(self, theta, layers, X, activation, logits=False):
