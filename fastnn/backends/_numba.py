@@ -317,9 +317,6 @@ def _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, act
                 Db_l[j] += d[j]
 
 
-NO_GRAD = {np.dtype(t).str: np.empty(0, dtype=t) for t in (np.float32, np.float64)}
-"""``grad`` of :func:`_batch_cost_and_grad` when only J is asked for."""
-
 NO_ROWS = np.empty(0, dtype=np.int64)
 """``rows`` of :func:`_loss_terms` when the block's examples are consecutive rows."""
 
@@ -650,10 +647,8 @@ class NumbaBackend(Backend):
         layers = tuple(layers)
         layout = _layout(layers)
         rows = data.rows if data.rows is not None else _all_rows(data.m)
-        if not need_grad:
-            grad = NO_GRAD[theta.dtype.str]
-        else:
-            grad = out if out is not None else np.empty(theta.shape[0], dtype=theta.dtype)
+        grad = (out if need_grad and out is not None
+                else np.empty(theta.shape[0] if need_grad else 0, dtype=theta.dtype))
         targets = data.targets
         with _batch_buffers(data.workspace, layers, layout, theta.dtype, data.m) as buffers:
             J = self._batch(theta, *layout, data.X, rows, targets.labels, targets.Y,
