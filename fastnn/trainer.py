@@ -97,9 +97,10 @@ class _Monitor:
         if self.validation is not None:
             record["val_cost"], record["val_score"] = self.validation.cost_and_score(theta)
         self.history.records.append(record)
-        self.bar.update(1)
-        self.bar.set_postfix({key: record[key] for key in ("cost", "val_score")
-                              if key in record})
+        if not self.bar.disable:  # tqdm formats the postfix even for a disabled bar
+            self.bar.update(1)
+            self.bar.set_postfix({key: record[key] for key in ("cost", "val_score")
+                                  if key in record})
         # The monitored score: the validation score with early stopping, else −J.
         score = record["val_score"] if self.early_stopping else -record["cost"]
         self.best_loss = min(self.best_loss, record["cost"])

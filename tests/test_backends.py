@@ -300,6 +300,43 @@ def test_out_receives_the_gradient(monkeypatch, backend, min_params):
         assert J == J_ref and np.array_equal(out, grad_ref)
 
 
+@pytest.mark.parametrize("layers", [[6, 7, 5, 4], [100, 80, 10]])  # P = 8,890: threads sum Δ
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("backend", [_numba.SERIAL, _numba.PARALLEL], ids=["numba", "parallel"])
+def test_chunked_kernel_writes_the_gradient_numpy_would_assemble(backend, dtype, layers):
+    """The chunked kernel adds the penalty and writes ∇J itself: bit for bit what the default
+    :meth:`Backend.cost_and_grad` assembles with NumPy from its Δ sums, and J to rounding
+    (Σ Θ² summed in another order); also on a mini-batch, into ``out``, J alone, and with
+    weights whose Θ² overflows (J = inf, as NumPy's)."""
+    thetas, X, y = make_problem(layers, m=600, target="multiclass", dtype=dtype)
+    theta = fastnn.pack(thetas)
+    objective = fastnn.Objective(layers, X, y, lam=0.7, backend="numba", dtype=dtype)
+    assert objective.n_params < _numba.BATCH_MIN_PARAMS  # the chunked kernel's calls
+    args = (layers, None, "sigmoid", 0, 0.7, 600)
+
+    def both(theta, data, need_grad=True, out=None):
+        layers, _, activation, output, lam, m = args
+        fused = backend.cost_and_grad(theta, layers, data, activation, output, lam, m,
+                                      need_grad, out)
+        base = fastnn.backends._base.Backend.cost_and_grad(
+            backend, theta, layers, data, activation, output, lam, m, need_grad)
+        return fused, base
+
+    out = np.full(theta.shape, np.nan, dtype=dtype)
+    for data, given in ((objective.data, None), (objective.data.take(np.arange(0, 600, 7)), out)):
+        (J, grad), (J_ref, grad_ref) = both(theta, data, out=given)
+        assert grad.dtype == dtype and (given is None or grad is given)
+        assert np.array_equal(grad, grad_ref)
+        assert J == pytest.approx(J_ref, rel=1e-15, abs=0)
+        (J, grad), (J_ref, _) = both(theta, data, need_grad=False)
+        assert grad is None and J == pytest.approx(J_ref, rel=1e-15, abs=0)
+    if dtype == np.float64:  # Θ² of float32 weights cannot overflow in float64
+        with np.errstate(over="ignore", invalid="ignore"):
+            (J, _), (J_ref, _) = both(np.full_like(theta, 1e300), objective.data,
+                                      need_grad=False)
+        assert J == J_ref == np.inf
+
+
 @pytest.mark.parametrize("out", [
     np.empty(5), np.empty(55, dtype=np.float32), np.empty((55, 1)), np.empty(110)[::2],
     np.zeros(55).tolist(), np.broadcast_to(np.zeros(1), (55,)),

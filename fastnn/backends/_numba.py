@@ -54,7 +54,7 @@ from fastnn._jit import compile_loop
 from fastnn.activations import ACTIVATIONS, activate_row, scale_by_derivative_row, sigmoid
 from fastnn.backends._base import Backend
 from fastnn.losses import loss_term_and_delta
-from fastnn.network import theta_offsets
+from fastnn.network import penalty_mask, theta_offsets
 
 FASTMATH = {"reassoc", "contract"}
 """The only fast-math flags the kernels use: reassociation lets the dot-product and axpy loops
@@ -317,6 +317,10 @@ def _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, act
                 Db_l[j] += d[j]
 
 
+NO_MASK = np.empty(0)
+"""``mask`` of :func:`_loss_and_delta_chunks` when only J's data term and the Δ sums are asked
+for (no penalty, no ∇J)."""
+
 NO_ROWS = np.empty(0, dtype=np.int64)
 """``rows`` of :func:`_loss_terms` when the block's examples are consecutive rows."""
 
@@ -385,11 +389,29 @@ def _add_block_sums(layers, offsets, unit_offsets, w_offsets, DW, Db, Delta):
                 row[k] += dw[k]
 
 
+@njit(cache=True)
+def _finish_grad(Delta_sum, lo, hi, theta, mask, m_data, penalty, grad):
+    """grad[p] = Δ[p] / m_data + penalty · mask[p] θ[p] for p in lo ... hi−1, and Σ (mask[p]
+    θ[p])² returned: the arithmetic of :meth:`Backend.cost_and_grad` (float64, ``mask`` 0 at
+    the bias weights), element by element, so the gradients agree bitwise; ``grad`` empty: the
+    sum only. No fast-math: a contracted multiply-add would round differently."""
+    squares = 0.0
+    write = grad.shape[0] > 0
+    for p in range(lo, hi):
+        w = theta[p] * mask[p]
+        squares += w * w
+        if write:
+            grad[p] = Delta_sum[p] / m_data + penalty * w
+    return squares
+
+
 def _loss_and_delta_chunks(
     theta, layers, offsets, unit_offsets, w_offsets, X, labels, Y, weights, activation, output,
-    need_grad, n_chunks,
+    need_grad, n_chunks, mask, m_data, penalty, grad,
 ):
-    """Σ_i w_i Σ_k loss term and Σ_i Δ contributions (float64, unrolled like θ)."""
+    """Σ_i w_i Σ_k loss term, Σ_i Δ contributions (float64, unrolled like θ) and, when
+    ``mask`` is not empty, Σ (mask θ)² and (with ``need_grad``) ∇J written into ``grad`` (see
+    :func:`_finish_grad`): J and ∇J in the one call, with nothing left for NumPy to assemble."""
     m = X.shape[0]
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
@@ -434,13 +456,28 @@ def _loss_and_delta_chunks(
         total += costs[c]
     P = Delta_chunks.shape[1]
     Delta_sum = np.zeros(P)
-    if n_chunks * P < REDUCE_PARALLEL_MIN:
+    if not need_grad:  # Σ (mask θ)² over all of θ, in one task
+        squares = _finish_grad(Delta_sum, 0, theta.shape[0], theta, mask, m_data, penalty,
+                               grad) if mask.shape[0] > 0 else 0.0
+        return total, Delta_sum, squares
+    if n_chunks * P < REDUCE_PARALLEL_MIN:  # on one thread, quicker than starting them
         _add_rows(Delta_chunks, 0, P, Delta_sum)
-    else:
-        for task in prange((P + REDUCE_COLUMNS - 1) // REDUCE_COLUMNS):
-            lo = task * REDUCE_COLUMNS
-            _add_rows(Delta_chunks, lo, min(lo + REDUCE_COLUMNS, P), Delta_sum)
-    return total, Delta_sum
+        squares = _finish_grad(Delta_sum, 0, P, theta, mask, m_data, penalty,
+                               grad) if mask.shape[0] > 0 else 0.0
+        return total, Delta_sum, squares
+    n_tasks = (P + REDUCE_COLUMNS - 1) // REDUCE_COLUMNS
+    task_squares = np.zeros(n_tasks)
+    for task in prange(n_tasks):
+        lo = task * REDUCE_COLUMNS
+        hi = min(lo + REDUCE_COLUMNS, P)
+        _add_rows(Delta_chunks, lo, hi, Delta_sum)
+        if mask.shape[0] > 0:
+            task_squares[task] = _finish_grad(Delta_sum, lo, hi, theta, mask, m_data, penalty,
+                                              grad)
+    squares = 0.0
+    for task in range(n_tasks):
+        squares += task_squares[task]
+    return total, Delta_sum, squares
 
 
 def _forward_chunks(
@@ -661,25 +698,34 @@ class NumbaBackend(Backend):
     def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
         """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
         X, targets = data.materialize()
-        total, Delta = self._loss_and_delta(
+        total, Delta, _ = self._loss_and_delta(
             theta, *_layout(tuple(layers))[:4], X, targets.labels, targets.Y, targets.weights,
-            ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]),
+            ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]), NO_MASK, 1.0,
+            0.0, np.empty(0, dtype=theta.dtype),
         )
         return total, (Delta if need_grad else None)
 
     def cost_and_grad(self, theta, layers, data, activation, output, lam, m, need_grad,
                       out=None):
-        """J and ∇J (see :meth:`Backend.cost_and_grad`): in one fused call of the batch kernel,
-        reading a mini-batch through its row indices, with the work arrays kept in
-        ``data.workspace``, or by the chunked kernel (see ``BATCH_ROWS``)."""
-        if data.m > BATCH_ROWS or theta.shape[0] < BATCH_MIN_PARAMS:
-            return super().cost_and_grad(theta, layers, data, activation, output, lam, m,
-                                         need_grad, out)
+        """J and ∇J (see :meth:`Backend.cost_and_grad`), each in one fused call: of the batch
+        kernel, reading a mini-batch through its row indices, with the work arrays kept in
+        ``data.workspace``, or of the chunked kernel (see ``BATCH_ROWS``), which writes ∇J as
+        :meth:`Backend.cost_and_grad` would assemble it, bit for bit."""
         layers = tuple(layers)
         layout = _layout(layers)
-        rows = data.rows if data.rows is not None else _all_rows(data.m)
         grad = (out if need_grad and out is not None
                 else np.empty(theta.shape[0] if need_grad else 0, dtype=theta.dtype))
+        if data.m > BATCH_ROWS or theta.shape[0] < BATCH_MIN_PARAMS:
+            X, targets = data.materialize()
+            total, _, squares = self._loss_and_delta(
+                theta, *layout[:4], X, targets.labels, targets.Y, targets.weights,
+                ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]),
+                penalty_mask(layers), float(data.m), lam / m, grad,
+            )
+            # As Backend.cost_and_grad: diverged weights give J = inf, for callers to see.
+            J = total / data.m + 0.5 * lam * squares / m
+            return float(J), (grad if need_grad else None)
+        rows = data.rows if data.rows is not None else _all_rows(data.m)
         targets = data.targets
         with _batch_buffers(data.workspace, layers, layout, theta.dtype, data.m) as buffers:
             J = self._batch(theta, *layout, data.X, rows, targets.labels, targets.Y,
