@@ -146,14 +146,14 @@ Measured on a block of 64 rows (µs, tile ÷ dot products, float32 / float64): 4
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _add_dot_products(C, W, OUT):
+def _add_dot_products(C, W, OUT, w_off=0):
     """OUT += C Wᵀ for C of shape (R, T), W (N, T), OUT (R, N); rows of C and W contiguous.
 
     Each entry is the dot product of a row of C and a row of W; four rows of C against four
     of W are taken at a time (sixteen running sums in the dtype of C), so every element loaded
     serves four products, and the loop along T vectorizes by reassociation. For a narrow OUT
     (a layer of few units, N < ``NARROW``) this beats :func:`_add_product`, whose vector loop
-    runs along N.
+    runs along N. ``w_off``: the rows of W start at that column (1: W = Θ(l), read in place).
     """
     R, T = C.shape
     N = W.shape[0]
@@ -163,7 +163,7 @@ def _add_dot_products(C, W, OUT):
     for r in range(0, R4, 4):
         c0, c1, c2, c3 = C[r], C[r + 1], C[r + 2], C[r + 3]
         for n in range(0, N4, 4):
-            w0, w1, w2, w3 = W[n], W[n + 1], W[n + 2], W[n + 3]
+            w0, w1, w2, w3 = W[n, w_off:], W[n + 1, w_off:], W[n + 2, w_off:], W[n + 3, w_off:]
             s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
             s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = zero
             for t in range(T):
@@ -203,7 +203,7 @@ def _add_dot_products(C, W, OUT):
             o3[n + 2] += s32
             o3[n + 3] += s33
         for n in range(N4, N):
-            w = W[n]
+            w = W[n, w_off:]
             s0 = s1 = s2 = s3 = zero
             for t in range(T):
                 b = w[t]
@@ -218,7 +218,7 @@ def _add_dot_products(C, W, OUT):
     for r in range(R4, R):
         c = C[r]
         for n in range(N):
-            w = W[n]
+            w = W[n, w_off:]
             s = zero
             for t in range(T):
                 s += c[t] * w[t]
@@ -270,12 +270,14 @@ def _layer_rows(buf, layers, unit_offsets, l, b, start, stop):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _propagate_block(theta, layers, offsets, unit_offsets, W, WT, w_offsets, X_block,
-                     activation, acts, b, start):
+                     activation, acts, b, start, in_place=False):
     """A(l+1) = g(A(l) W(l)ᵀ + Θ(l)[:, 0]) for a block of examples (rows); z(L) last, not σ.
 
     The block's rows go to rows ``start ...`` of ``acts``, a buffer of b rows per layer. The
     product goes through :func:`_add_dot_products` (with W) for a layer of fewer than
-    ``NARROW`` units, else through :func:`_add_product` (with Wᵀ)."""
+    ``NARROW`` units, else through :func:`_add_product` (with Wᵀ); ``in_place``: through
+    :func:`_add_dot_products` with the rows of Θ(l) from column 1, for every layer (W and WT
+    are not read)."""
     nb = X_block.shape[0]
     n_weights = layers.shape[0] - 1
     A_in = X_block
@@ -285,7 +287,9 @@ def _propagate_block(theta, layers, offsets, unit_offsets, W, WT, w_offsets, X_b
         Z = _layer_rows(acts, layers, unit_offsets, l + 1, b, start, start + nb)
         for r in range(nb):
             Z[r] = Theta[:, 0]
-        if s_out < NARROW:
+        if in_place:
+            _add_dot_products(A_in, Theta, Z, 1)
+        elif s_out < NARROW:
             _add_dot_products(A_in, W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)), Z)
         else:
             _add_product(A_in, WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out)), Z)
@@ -296,17 +300,22 @@ def _propagate_block(theta, layers, offsets, unit_offsets, W, WT, w_offsets, X_b
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _backpropagate_block(layers, unit_offsets, W, w_offsets, activation, acts, deltas, b, start,
-                         stop):
+def _backpropagate_block(layers, unit_offsets, weights, weight_offsets, in_place, activation,
+                         acts, deltas, b, start, stop):
     """Given δ(L) of rows start ... stop−1: δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)) for l = L−1 ... 2,
-    row by row, in buffers of b rows per layer."""
+    row by row, in buffers of b rows per layer; W(l) from the copies ``weights`` = W (layer l
+    at ``weight_offsets[l]``), or ``in_place`` from ``weights`` = θ itself (with its offsets)."""
     for l in range(layers.shape[0] - 2, 0, -1):
         s_in, s_out = layers[l], layers[l + 1]
         d_out = _layer_rows(deltas, layers, unit_offsets, l + 1, b, start, stop)
         d_in = _layer_rows(deltas, layers, unit_offsets, l, b, start, stop)
         A = _layer_rows(acts, layers, unit_offsets, l, b, start, stop)
         d_in[:] = 0.0
-        _add_product(d_out, W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)), d_in)
+        layer = weights[weight_offsets[l] : weight_offsets[l + 1]]
+        if in_place:  # rows of Θ(l) from column 1
+            _add_product(d_out, layer.reshape((s_out, s_in + 1))[:, 1:], d_in)
+        else:
+            _add_product(d_out, layer.reshape((s_out, s_in)), d_in)
         for r in range(stop - start):
             scale_by_derivative_row(d_in[r], A[r], activation)
 
@@ -318,8 +327,8 @@ def _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, act
     δ(l+1); DW is unrolled like W, Db holds the biases of layer l+1 at ``unit_offsets[l+1] −
     unit_offsets[1]``, like the block buffers."""
     nb = X_block.shape[0]
-    _backpropagate_block(layers, unit_offsets, W, w_offsets, activation, acts, deltas, BLOCK, 0,
-                         nb)
+    _backpropagate_block(layers, unit_offsets, W, w_offsets, False, activation, acts, deltas,
+                         BLOCK, 0, nb)
     for l in range(layers.shape[0] - 1):
         s_in, s_out = layers[l], layers[l + 1]
         d_out = _layer_rows(deltas, layers, unit_offsets, l + 1, BLOCK, 0, nb)
@@ -553,6 +562,16 @@ kernel with Δ(l)ᵀ blocks ÷ the kernel before them (Δ(l) blocks from copied 
 interleaved in one process: 1.05 (best 1.10) in one pass, 0.91–0.94 (0.90–0.97) in passes of
 this size; float32 0.86–0.88 either way."""
 
+IN_PLACE_ROWS = 128
+"""Batches of at most this many rows skip the copies of W(l) and W(l)ᵀ, whose cost does not
+shrink with the batch: the batch kernel reads W(l) in place, as rows of Θ(l) from column 1,
+and takes every forward product as dot products (:func:`_add_dot_products` with ``w_off`` 1).
+Measured (batch kernel in place ÷ with copies, interleaved in one process, 16 alternating
+rounds of 50 calls, numba-parallel): 784-128-10 float32 0.72 and 0.75 at 64 and 128 rows,
+float64 0.62 and 0.70; 784-256-128-64-10 0.83, 0.98 and 0.78, 0.92. From 200 rows the
+copies pay for themselves (reading every layer in place: 1.05–1.19 at 200 and 1024 rows in
+float32), so larger batches keep them."""
+
 BATCH_TASKS = 16
 """Tasks of about equal work the Δ products of the batch kernel are cut into: column ranges of
 each Δ(l), with as many columns as make a 16th of all weights (at least 8). Numba hands each
@@ -582,7 +601,8 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     P-sized accumulator and nothing is summed afterwards:
 
     1. W(l), W(l)ᵀ copied contiguous, in parallel over the units of every layer (on one
-       thread below ``COPY_PARALLEL_MIN`` weights).
+       thread below ``COPY_PARALLEL_MIN`` weights); batches of at most ``IN_PLACE_ROWS``
+       skip this step and read Θ in place.
     2. Over blocks of examples (``BATCH_BLOCKS``), in parallel: the rows gathered through
        ``rows`` (the batch is never copied out of X by the caller), the forward pass, the loss
        terms and δ(L), and δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)), kept for every example, with the
@@ -599,9 +619,10 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     b = rows.shape[0]
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
-    if w_offsets[-1] < COPY_PARALLEL_MIN:
+    in_place = b <= IN_PLACE_ROWS
+    if not in_place and w_offsets[-1] < COPY_PARALLEL_MIN:
         _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT)
-    else:
+    elif not in_place:
         for u in prange(n_units):
             _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT)
 
@@ -613,13 +634,14 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
         for r in range(start, stop):
             Xb[r] = X[rows[r]]
         _propagate_block(theta, layers, offsets, unit_offsets, W, WT, w_offsets, Xb[start:stop],
-                         activation, acts, b, start)
+                         activation, acts, b, start, in_place)
         Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, b, start, stop)
         d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, b, start, stop)
         block_costs[block] = _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output)
         if need_grad:
-            _backpropagate_block(layers, unit_offsets, W, w_offsets, activation, acts, deltas, b,
-                                 start, stop)
+            _backpropagate_block(layers, unit_offsets, theta if in_place else W,
+                                 offsets if in_place else w_offsets, in_place, activation, acts,
+                                 deltas, b, start, stop)
             sums = bias_parts[block, :n_units]
             sums[:] = 0.0
             for l in range(1, L):
