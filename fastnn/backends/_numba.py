@@ -31,7 +31,8 @@ compilations of the same source return bitwise-identical results, whatever the n
 threads.
 
 θ is one flat vector; Θ(l) starts at ``offsets[l]``. W(l) and W(l)ᵀ are copied once per call
-into contiguous vectors, layer l at ``w_offsets[l]``. A chunk's activation and δ buffers hold
+into contiguous vectors, layer l at ``w_offsets[l]`` (except by the batch kernel on small
+batches, which reads W(l) in place: see ``IN_PLACE_ROWS``). A chunk's activation and δ buffers hold
 ``BLOCK`` rows of every layer after the first, layer l at ``BLOCK · (unit_offsets[l] −
 unit_offsets[1])``; layer 1 is read straight from X.
 
