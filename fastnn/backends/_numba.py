@@ -32,8 +32,8 @@ threads.
 
 θ is one flat vector; Θ(l) starts at ``offsets[l]``. W(l) and W(l)ᵀ are copied once per call
 into contiguous vectors, layer l at ``w_offsets[l]`` (except by the batch kernel on small
-batches, which reads W(l) in place: see ``IN_PLACE_ROWS``). A chunk's activation and δ buffers hold
-``BLOCK`` rows of every layer after the first, layer l at ``BLOCK · (unit_offsets[l] −
+batches, which reads W(l) in place: see ``IN_PLACE_ROWS``). A chunk's activation and δ buffers
+hold ``BLOCK`` rows of every layer after the first, layer l at ``BLOCK · (unit_offsets[l] −
 unit_offsets[1])``; layer 1 is read straight from X.
 
 That chunked kernel serves full batches and small networks. A mini-batch of a large network
@@ -253,9 +253,17 @@ thread ÷ two, float32 / float64): 64-25-10 4.1/5.9, 4.1/4.8; 400-25-10 9.5/27.7
 
 
 @njit(cache=True)
-def _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT):
-    """Every unit's :func:`_copy_unit_weights`, on this thread."""
-    for u in range(unit_offsets[-1] - unit_offsets[1]):
+def _copy_parts(w_offsets, n_units):
+    """Parts the copy of W(l), W(l)ᵀ is cut into (a ``prange`` over them): one per unit from
+    ``COPY_PARALLEL_MIN`` weights, else a single one."""
+    return n_units if w_offsets[-1] >= COPY_PARALLEL_MIN else 1
+
+
+@njit(cache=True)
+def _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts):
+    """:func:`_copy_unit_weights` of the units in part ``part`` of ``n_parts`` equal parts."""
+    n_units = unit_offsets[-1] - unit_offsets[1]
+    for u in range(part * n_units // n_parts, (part + 1) * n_units // n_parts):
         _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT)
 
 
@@ -442,11 +450,9 @@ def _loss_and_delta_chunks(
     n_units = unit_offsets[-1] - unit_offsets[1]
     W = np.empty(w_offsets[-1], dtype=theta.dtype)
     WT = np.empty(w_offsets[-1], dtype=theta.dtype)
-    if w_offsets[-1] < COPY_PARALLEL_MIN:
-        _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT)
-    else:
-        for u in prange(n_units):
-            _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT)
+    n_parts = _copy_parts(w_offsets, n_units)
+    for part in prange(n_parts):
+        _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
     costs = np.zeros(n_chunks)
     Delta_chunks = np.zeros((n_chunks, theta.shape[0] if need_grad else 0))
     for c in prange(n_chunks):
@@ -517,11 +523,9 @@ def _forward_chunks(
     n_units = unit_offsets[-1] - unit_offsets[1]
     W = np.empty(w_offsets[-1], dtype=theta.dtype)
     WT = np.empty(w_offsets[-1], dtype=theta.dtype)
-    if w_offsets[-1] < COPY_PARALLEL_MIN:
-        _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT)
-    else:
-        for u in prange(n_units):
-            _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT)
+    n_parts = _copy_parts(w_offsets, n_units)
+    for part in prange(n_parts):
+        _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
     for c in prange(n_chunks):
         acts = np.empty(BLOCK * n_units, dtype=theta.dtype)
         chunk_stop = (c + 1) * m // n_chunks
@@ -568,8 +572,9 @@ IN_PLACE_ROWS = 128
 shrink with the batch: the batch kernel reads W(l) in place, as rows of Θ(l) from column 1,
 and takes every forward product as dot products (:func:`_add_dot_products` with ``w_off`` 1).
 Measured (batch kernel in place ÷ with copies, interleaved in one process, 16 alternating
-rounds of 50 calls, numba-parallel): 784-128-10 float32 0.72 and 0.75 at 64 and 128 rows,
-float64 0.62 and 0.70; 784-256-128-64-10 0.83, 0.98 and 0.78, 0.92. From 200 rows the
+rounds of 50 calls, numba-parallel, two runs): 784-128-10 float32 0.66–0.72 and 0.75–0.76 at
+64 and 128 rows, float64 0.62–0.66 and 0.70–0.81; 784-256-128-64-10 (one run) float32 0.83
+and 0.98, float64 0.78 and 0.92. From 200 rows the
 copies pay for themselves (reading every layer in place: 1.05–1.19 at 200 and 1024 rows in
 float32), so larger batches keep them."""
 
@@ -621,11 +626,9 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
     in_place = b <= IN_PLACE_ROWS
-    if not in_place and w_offsets[-1] < COPY_PARALLEL_MIN:
-        _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT)
-    elif not in_place:
-        for u in prange(n_units):
-            _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT)
+    n_parts = 0 if in_place else _copy_parts(w_offsets, n_units)
+    for part in prange(n_parts):
+        _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
 
     block_rows, n_blocks = _batch_blocks(b)
     block_costs = np.zeros(n_blocks)
