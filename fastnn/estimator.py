@@ -428,7 +428,8 @@ class _BaseMLP(BaseEstimator):
                 estimator._optimizer = make_optimizer(
                     saved["solver"], sum(theta.size for theta in estimator.thetas_),
                     estimator.learning_rate_init, estimator.momentum,
-                    estimator.nesterovs_momentum).restore(saved["t"], arrays["optimizer"])
+                    estimator.nesterovs_momentum, estimator._dtype()).restore(
+                        saved["t"], arrays["optimizer"])
             except (KeyError, TypeError, ValueError) as error:
                 raise ModelFileError(f"{path}: optimizer state: {error}") from None
         return estimator

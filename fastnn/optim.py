@@ -37,11 +37,12 @@ def _momentum(theta, grad, velocity, learning_rate, momentum, nesterov, out):
         out[p] = theta[p] + (momentum * v - learning_rate * grad[p] if nesterov else v)
 
 
-def _adam(theta, grad, first, second, rate, beta_1, beta_2, epsilon, out):
+def _adam(theta, grad, first, second, rate, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2,
+          epsilon, out):
     for p in prange(theta.shape[0]):
         g = grad[p]
-        f = beta_1 * first[p] + (1 - beta_1) * g
-        s = beta_2 * second[p] + (1 - beta_2) * g * g
+        f = beta_1 * first[p] + one_minus_beta_1 * g
+        s = beta_2 * second[p] + one_minus_beta_2 * g * g
         first[p] = f
         second[p] = s
         out[p] = theta[p] - rate * f / (np.sqrt(s) + epsilon)
@@ -68,20 +69,26 @@ def _update(rule, parallel, theta, *args):
 
 class GradientDescent:
     """θ := θ − α ∇J. Every rule's :meth:`update` is one compiled pass over θ, its gradient
-    and its state, writing the new θ into an array the caller gives (no temporaries)."""
+    and its state, writing the new θ into an array the caller gives (no temporaries).
+
+    A rule keeps its state and does its arithmetic in ``dtype``, the model's (as PyTorch's and
+    scikit-learn's optimizers do): a float32 model's adam pass over P = 101,770 took 48 µs with
+    float64 moments and float64 scalars (each element converted up and back), 18 µs all in
+    float32 (two threads; float32 moments with float64 scalars: still 47 µs)."""
 
     STATE = ()
     """Names of the arrays that make up the rule's state (see :meth:`state`)."""
 
-    def __init__(self, learning_rate):
+    def __init__(self, learning_rate, dtype=np.float64):
         self.learning_rate = learning_rate
+        self.dtype = np.dtype(dtype)
         self.t = 0
 
     def update(self, theta, grad, out, parallel=False):
         """Write θ + step into ``out`` (shape and dtype of θ; may be θ itself); ``parallel``:
         over Numba's threads (when nothing else, such as BLAS's threads, is busy on them)."""
         self.t += 1
-        _update(_gd, parallel, theta, grad, self.learning_rate, out)
+        _update(_gd, parallel, theta, grad, self.dtype.type(self.learning_rate), out)
 
     def state(self):
         """``(t, arrays)``: the number of steps taken and the state arrays by name, enough to
@@ -95,54 +102,69 @@ class GradientDescent:
             if saved.shape != getattr(self, name).shape:
                 raise ValueError(f"optimizer state {name!r}: expected shape "
                                  f"{getattr(self, name).shape}, got {saved.shape}")
-            setattr(self, name, saved.astype(np.float64))
+            setattr(self, name, saved.astype(self.dtype))
         self.t = int(t)
+        return self
+
+    def astype(self, dtype):
+        """This rule with its state and arithmetic in ``dtype`` (the model's), for a model
+        whose dtype changed between fits; itself when it already is."""
+        dtype = np.dtype(dtype)
+        if dtype != self.dtype:
+            self.dtype = dtype
+            for name in self.STATE:
+                setattr(self, name, getattr(self, name).astype(dtype))
         return self
 
 
 class Momentum(GradientDescent):
     STATE = ("velocity",)
 
-    def __init__(self, n_params, learning_rate, momentum=0.9, nesterov=True):
-        super().__init__(learning_rate)
+    def __init__(self, n_params, learning_rate, momentum=0.9, nesterov=True, dtype=np.float64):
+        super().__init__(learning_rate, dtype)
         self.momentum = momentum
         self.nesterov = nesterov
-        self.velocity = np.zeros(n_params)
+        self.velocity = np.zeros(n_params, self.dtype)
 
     def update(self, theta, grad, out, parallel=False):
         self.t += 1
-        _update(_momentum, parallel, theta, grad, self.velocity, self.learning_rate, self.momentum,
-                self.nesterov, out)
+        scalar = self.dtype.type
+        _update(_momentum, parallel, theta, grad, self.velocity, scalar(self.learning_rate),
+                scalar(self.momentum), self.nesterov, out)
 
 
 class Adam(GradientDescent):
     STATE = ("first", "second")
 
-    def __init__(self, n_params, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
-        super().__init__(learning_rate)
+    def __init__(self, n_params, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 dtype=np.float64):
+        super().__init__(learning_rate, dtype)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-        self.first = np.zeros(n_params)
-        self.second = np.zeros(n_params)
+        self.first = np.zeros(n_params, self.dtype)
+        self.second = np.zeros(n_params, self.dtype)
 
     def update(self, theta, grad, out, parallel=False):
         self.t += 1
         rate = (self.learning_rate * np.sqrt(1 - self.beta_2**self.t)
                 / (1 - self.beta_1**self.t))
-        _update(_adam, parallel, theta, grad, self.first, self.second, rate, self.beta_1,
-                self.beta_2, self.epsilon, out)
+        scalar = self.dtype.type
+        _update(_adam, parallel, theta, grad, self.first, self.second, scalar(rate),
+                scalar(self.beta_1), scalar(1 - self.beta_1), scalar(self.beta_2),
+                scalar(1 - self.beta_2), scalar(self.epsilon), out)
 
 
 OPTIMIZERS = {"gd": GradientDescent, "sgd": Momentum, "adam": Adam}
 """Step rules by solver name; ``"lbfgs"`` is :func:`lbfgs` instead (it owns its iterations)."""
 
 
-def make_optimizer(solver, n_params, learning_rate, momentum=0.9, nesterov=True):
-    """A fresh step rule of ``solver`` for P = ``n_params`` parameters."""
+def make_optimizer(solver, n_params, learning_rate, momentum=0.9, nesterov=True,
+                   dtype=np.float64):
+    """A fresh step rule of ``solver`` for P = ``n_params`` parameters of ``dtype``."""
     if solver == "gd":
-        return GradientDescent(learning_rate)
+        return GradientDescent(learning_rate, dtype)
     if solver == "sgd":
-        return Momentum(n_params, learning_rate, momentum, nesterov)
-    return OPTIMIZERS[solver](n_params, learning_rate)
+        return Momentum(n_params, learning_rate, momentum, nesterov, dtype)
+    return OPTIMIZERS[solver](n_params, learning_rate, dtype=dtype)
 
 
 def lbfgs(objective, theta, max_iter, tol, callback):

@@ -215,8 +215,9 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
             if solver == "lbfgs":
                 stopped = _run_lbfgs(objective, theta, max_iter, tol, monitor)
             else:
-                optimizer = optimizer_state or make_optimizer(
-                    solver, objective.n_params, learning_rate, momentum, nesterov)
+                optimizer = (optimizer_state.astype(objective.dtype) if optimizer_state is not None
+                             else make_optimizer(solver, objective.n_params, learning_rate,
+                                                 momentum, nesterov, objective.dtype))
                 stopped = _run_steps(objective, theta, optimizer, batch, max_iter,
                                      random_state, monitor, gtol=None if stochastic else tol,
                                      parallel=objective.backend_name(batch) == "numba-parallel")

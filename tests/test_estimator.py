@@ -105,6 +105,19 @@ def test_partial_fit_continues(solver):
         clf.partial_fit(X, y + 5)
 
 
+def test_partial_fit_after_a_dtype_change_steps_in_the_new_dtype():
+    """set_params(dtype=...) between partial_fit calls: the step rule's state follows the
+    model's dtype, and the weights stay in it."""
+    X, y = make_blobs(n_samples=120, centers=3, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(5,), solver="adam", random_state=0)
+    clf.partial_fit(X, y, classes=[0, 1, 2])
+    assert clf._optimizer.first.dtype == np.float64
+    clf.set_params(dtype="float32").partial_fit(X, y)
+    assert clf._optimizer.first.dtype == clf._optimizer.second.dtype == np.float32
+    assert all(theta.dtype == np.float32 for theta in clf.thetas_)
+    assert clf.n_iter_ == 2
+
+
 def test_partial_fit_needs_a_stochastic_solver_and_classes():
     X, y = make_blobs(n_samples=30, centers=3, random_state=1)
     assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")

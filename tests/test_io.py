@@ -202,13 +202,14 @@ def test_files_without_the_newer_fields_still_load(tmp_path, fitted):
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
-def test_loaded_model_continues_partial_fit_exactly(tmp_path, solver):
+def test_loaded_model_continues_partial_fit_exactly(tmp_path, solver, dtype):
     """partial_fit after save and load gives bitwise the weights of partial_fit without them:
-    the step rule's state (moments, velocity) travels in the file."""
+    the step rule's state (moments, velocity) travels in the file, in the model's dtype."""
     X, y = make_blobs(n_samples=120, centers=3, random_state=0)
     kwargs = {"hidden_layer_sizes": (5,), "solver": solver, "learning_rate_init": 0.01,
-              "random_state": 0}
+              "random_state": 0, "dtype": dtype}
     straight = MLPClassifier(**kwargs).partial_fit(X, y, classes=[0, 1, 2])
     clf = MLPClassifier(**kwargs).partial_fit(X, y, classes=[0, 1, 2])
     clf.save(tmp_path / "m.npz")

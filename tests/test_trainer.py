@@ -252,9 +252,9 @@ def test_progress_bar_only_on_a_terminal(problem, capsys):
     assert captured.err == "" and captured.out == ""
 
 
-def _reference_steps(solver, theta, grads, learning_rate):
-    """The update rules of fastnn.optim's table, step by step in NumPy."""
-    theta = theta.astype(np.float64)
+def _reference_steps(solver, theta, grads, learning_rate, dtype=np.float64):
+    """The update rules of fastnn.optim's table, step by step in NumPy in ``dtype``."""
+    theta = theta.astype(dtype)
     first = np.zeros_like(theta)
     second = np.zeros_like(theta)
     for t, grad in enumerate(grads, start=1):
@@ -266,7 +266,7 @@ def _reference_steps(solver, theta, grads, learning_rate):
         else:
             first = 0.9 * first + 0.1 * grad
             second = 0.999 * second + 0.001 * grad * grad
-            rate = learning_rate * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+            rate = float(learning_rate * np.sqrt(1 - 0.999**t) / (1 - 0.9**t))  # weak scalar
             theta = theta - rate * first / (np.sqrt(second) + 1e-8)
     return theta
 
@@ -285,3 +285,28 @@ def test_update_rules_are_the_table(solver):
     np.testing.assert_allclose(current, _reference_steps(solver, theta, grads, 0.01),
                                rtol=1e-14, atol=1e-15)
     assert rule.t == 5
+
+
+@pytest.mark.parametrize("solver", ["gd", "sgd", "adam"])
+def test_float32_rules_keep_their_state_and_arithmetic_in_float32(solver):
+    """A float32 model's step rule holds float32 state and computes in float32, as NumPy's
+    float32 steps do (float64 scalars would make every element round-trip through float64)."""
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=50).astype(np.float32)
+    grads = [rng.normal(size=50).astype(np.float32) for _ in range(5)]
+    rule = fastnn.optim.make_optimizer(solver, 50, 0.01, dtype=np.float32)
+    assert all(array.dtype == np.float32 for array in rule.state()[1].values())
+    current, out = theta.copy(), np.empty_like(theta)
+    for grad in grads:
+        rule.update(current, grad, out)
+        current, out = out, current
+    expected = _reference_steps(solver, theta, grads, 0.01, dtype=np.float32)
+    assert expected.dtype == np.float32
+    np.testing.assert_allclose(current, expected, rtol=2e-6, atol=1e-6)
+    t, arrays = rule.state()
+    restored = fastnn.optim.make_optimizer(solver, 50, 0.01, dtype=np.float32).restore(
+        t, {name: array.astype(np.float64) for name, array in arrays.items()})
+    assert all(array.dtype == np.float32 for array in restored.state()[1].values())
+    widened = restored.astype(np.float64)
+    assert widened.dtype == np.float64
+    assert all(array.dtype == np.float64 for array in widened.state()[1].values())
