@@ -32,9 +32,10 @@ threads.
 
 θ is one flat vector; Θ(l) starts at ``offsets[l]``. W(l) and W(l)ᵀ are copied once per call
 into contiguous vectors, layer l at ``w_offsets[l]`` (except by the batch kernel on small
-batches, which reads W(l) in place: see ``IN_PLACE_ROWS``). A chunk's activation and δ buffers
-hold ``BLOCK`` rows of every layer after the first, layer l at ``BLOCK · (unit_offsets[l] −
-unit_offsets[1])``; layer 1 is read straight from X.
+batches and on networks of one hidden layer, which reads W(l) in place: see
+``IN_PLACE_ROWS``). A chunk's activation and δ buffers hold ``BLOCK`` rows of every layer
+after the first, layer l at ``BLOCK · (unit_offsets[l] − unit_offsets[1])``; layer 1 is read
+straight from X.
 
 That chunked kernel serves full batches and small networks. A mini-batch of a large network
 (see ``BATCH_ROWS``) goes through the batch kernel, :func:`_batch_cost_and_grad`, which keeps
@@ -568,15 +569,24 @@ interleaved in one process: 1.05 (best 1.10) in one pass, 0.91–0.94 (0.90–0.
 this size; float32 0.86–0.88 either way."""
 
 IN_PLACE_ROWS = 128
-"""Batches of at most this many rows skip the copies of W(l) and W(l)ᵀ, whose cost does not
-shrink with the batch: the batch kernel reads W(l) in place, as rows of Θ(l) from column 1,
-and takes every forward product as dot products (:func:`_add_dot_products` with ``w_off`` 1).
+"""Batches of at most this many rows, and every batch of a network with one hidden layer, skip
+the copies of W(l) and W(l)ᵀ, whose cost does not shrink with the batch: the batch kernel reads
+W(l) in place, as rows of Θ(l) from column 1, takes every forward product as dot products
+(:func:`_add_dot_products` with ``w_off`` 1) and backpropagates through ``Θ(l)[:, 1:]``.
 Measured (batch kernel in place ÷ with copies, interleaved in one process, 16 alternating
-rounds of 50 calls, numba-parallel, two runs): 784-128-10 float32 0.66–0.72 and 0.75–0.76 at
-64 and 128 rows, float64 0.62–0.66 and 0.70–0.81; 784-256-128-64-10 (one run) float32 0.83
-and 0.98, float64 0.78 and 0.92. From 200 rows the
-copies pay for themselves (reading every layer in place: 1.05–1.19 at 200 and 1024 rows in
-float32), so larger batches keep them."""
+rounds of 50 calls, numba-parallel; float32 / float64):
+
+- 784-128-10: 0.66–0.72 / 0.62–0.66 at 64 rows, 0.75–0.76 / 0.70–0.81 at 128, 0.89–1.01 /
+  0.89–0.90 at 200, 0.85–0.92 / 0.96–0.98 at 256, 0.99 / 0.90 at 384, 0.93 / 0.94 at 512,
+  0.95 / 0.97 at 1024;
+- 784-512-10: 0.88 / 0.73 at 200, 0.81 / 0.79 at 512, 0.94 / 0.66 at 1024; 784-64-10:
+  0.94–1.08 / 0.96–0.98 at 200, 0.95 / 0.94–0.96 at 512, 0.99–1.00 / 1.00–1.03 at 1024;
+- but 784-256-128-64-10: 0.78–0.83 at 64 and 0.92–0.98 at 128, then 1.10 / 0.97 at 200,
+  1.31 / 1.08 at 512 and 1.30 / 1.07 at 1024.
+
+With one hidden layer, backpropagation reads only Θ(L−1), K rows; deeper networks
+backpropagate through wide Θ(l)[:, 1:] (a strided view, whose products run slower than
+through the contiguous copy), which from 200 rows costs more than the copies."""
 
 BATCH_TASKS = 16
 """Tasks of about equal work the Δ products of the batch kernel are cut into: column ranges of
@@ -608,7 +618,7 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
 
     1. W(l), W(l)ᵀ copied contiguous, in parallel over the units of every layer (on one
        thread below ``COPY_PARALLEL_MIN`` weights); batches of at most ``IN_PLACE_ROWS``
-       skip this step and read Θ in place.
+       and networks of one hidden layer skip this step and read Θ in place.
     2. Over blocks of examples (``BATCH_BLOCKS``), in parallel: the rows gathered through
        ``rows`` (the batch is never copied out of X by the caller), the forward pass, the loss
        terms and δ(L), and δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)), kept for every example, with the
@@ -625,7 +635,7 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     b = rows.shape[0]
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
-    in_place = b <= IN_PLACE_ROWS
+    in_place = b <= IN_PLACE_ROWS or L == 3
     n_parts = 0 if in_place else _copy_parts(w_offsets, n_units)
     for part in prange(n_parts):
         _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
