@@ -363,38 +363,44 @@ NO_ROWS = np.empty(0, dtype=np.int64)
 def _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output):
     """Σ_i w_i Σ_k loss terms of a block, and its δ(L) (times w_i) into ``d_out``; row r of the
     block is example i = ``rows[start + r]``, or ``start + r`` when ``rows`` is empty; w_i =
-    ``weights[i]``, or 1 when ``weights`` is empty."""
-    K = Z_out.shape[1]
+    ``weights[i]``, or 1 when ``weights`` is empty.
+
+    The terms and δ are taken in one loop over the block's nb · K outputs (``Z_out`` and
+    ``d_out`` are contiguous), which vectorizes; a loop per row of K = 10 outputs ran mostly
+    in its scalar remainder (the loss of a call on ex4, 5,000 × 10 outputs, took 0.3–0.4 ms
+    on one thread against 1.1 ms for its 400 → 25 product). No sum is in that loop (a sum in
+    order would not vectorize, and the compensated arithmetic of exp and log1p forbids
+    reassociation): the terms are summed afterwards, row by row in order."""
+    nb, K = Z_out.shape
+    n = nb * K
     use_matrix = Y.shape[0] > 0
     weighted = weights.shape[0] > 0
-    targets = np.empty(K)
-    row_terms = np.empty(K)
-    cost = 0.0
-    for r in range(Z_out.shape[0]):
+    targets = np.empty(n)
+    terms = np.empty(n)
+    for r in range(nb):
         i = rows[start + r] if rows.shape[0] > 0 else start + r
         for k in range(K):
             if use_matrix:
-                targets[k] = Y[i, k]
+                targets[r * K + k] = Y[i, k]
             elif K == 1:
-                targets[k] = labels[i]
+                targets[r * K + k] = labels[i]
             else:
-                targets[k] = 1.0 if labels[i] == k else 0.0
-        # No sum in this loop, so that it vectorizes (a sum in order would not, and the
-        # compensated arithmetic of exp and log1p forbids reassociation); summed below, in
-        # the same order.
-        z, d = Z_out[r], d_out[r]
+                targets[r * K + k] = 1.0 if labels[i] == k else 0.0
+    z, d = Z_out.reshape(n), d_out.reshape(n)
+    for e in range(n):
+        terms[e], d[e] = loss_term_and_delta(z[e], targets[e], output)
+    cost = 0.0
+    for r in range(nb):
+        row_terms = 0.0
         for k in range(K):
-            row_terms[k], d[k] = loss_term_and_delta(z[k], targets[k], output)
-        terms = 0.0
-        for k in range(K):
-            terms += row_terms[k]
+            row_terms += terms[r * K + k]
         if weighted:
-            w = weights[i]
-            cost += w * terms
+            w = weights[rows[start + r] if rows.shape[0] > 0 else start + r]
+            cost += w * row_terms
             for k in range(K):
                 d_out[r, k] *= w
         else:
-            cost += terms
+            cost += row_terms
     return cost
 
 
