@@ -30,12 +30,12 @@ the rows are summed in chunk order afterwards (column by column), so the serial 
 compilations of the same source return bitwise-identical results, whatever the number of
 threads.
 
-θ is one flat vector; Θ(l) starts at ``offsets[l]``. W(l) and W(l)ᵀ are copied once per call
-into contiguous vectors, layer l at ``w_offsets[l]`` (except by the batch kernel on small
-batches and on networks of one hidden layer, which reads W(l) in place: see
-``IN_PLACE_ROWS``). A chunk's activation and δ buffers hold ``BLOCK`` rows of every layer
-after the first, layer l at ``BLOCK · (unit_offsets[l] − unit_offsets[1])``; layer 1 is read
-straight from X.
+θ is one flat vector; Θ(l) starts at ``offsets[l]``. The chunked kernel copies W(l) and W(l)ᵀ
+once per call into contiguous vectors, layer l at ``w_offsets[l]``; the batch kernel reads
+W(l) in place for its forward pass, and copies W(l) of the layers it backpropagates through
+from 129 rows on (see ``IN_PLACE_ROWS``). A chunk's activation and δ buffers hold ``BLOCK``
+rows of every layer after the first, layer l at ``BLOCK · (unit_offsets[l] −
+unit_offsets[1])``; layer 1 is read straight from X.
 
 That chunked kernel serves full batches and small networks. A mini-batch of a large network
 (see ``BATCH_ROWS``) goes through the batch kernel, :func:`_batch_cost_and_grad`, which keeps
@@ -243,6 +243,22 @@ def _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT
     for k in range(s_in):
         W_l[j, k] = Theta[j, k + 1]
         WT_l[k, j] = Theta[j, k + 1]
+
+
+@njit(cache=True)
+def _copy_unit_row(theta, layers, offsets, unit_offsets, w_offsets, u, W):
+    """Row j of W(l) = Θ(l)[:, 1:], contiguous, for unit u (as :func:`_copy_unit_weights`,
+    without W(l)ᵀ): what the batch kernel's backpropagation reads. A row per unit, so that
+    threads copying different units write different cache lines."""
+    l = 0
+    while unit_offsets[l + 2] - unit_offsets[1] <= u:
+        l += 1
+    s_in, s_out = layers[l], layers[l + 1]
+    j = u - (unit_offsets[l + 1] - unit_offsets[1])
+    Theta = theta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
+    W_l = W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
+    for k in range(s_in):
+        W_l[j, k] = Theta[j, k + 1]
 
 
 COPY_PARALLEL_MIN = 32_768
@@ -575,24 +591,25 @@ interleaved in one process: 1.05 (best 1.10) in one pass, 0.91–0.94 (0.90–0.
 this size; float32 0.86–0.88 either way."""
 
 IN_PLACE_ROWS = 128
-"""Batches of at most this many rows, and every batch of a network with one hidden layer, skip
-the copies of W(l) and W(l)ᵀ, whose cost does not shrink with the batch: the batch kernel reads
-W(l) in place, as rows of Θ(l) from column 1, takes every forward product as dot products
-(:func:`_add_dot_products` with ``w_off`` 1) and backpropagates through ``Θ(l)[:, 1:]``.
-Measured (batch kernel in place ÷ with copies, interleaved in one process, 16 alternating
-rounds of 50 calls, numba-parallel; float32 / float64):
+"""The batch kernel's forward pass reads W(l) in place, as rows of Θ(l) from column 1 (every
+forward product as dot products, :func:`_add_dot_products` with ``w_off`` 1), whatever the
+batch. Its backpropagation, δ(l) = δ(l+1) W(l) for l ≥ 1, reads W(l) in place too (through
+Θ(l)[:, 1:], a strided view) for batches of at most this many rows and for networks of one
+hidden layer (which backpropagate through Θ(L−1) alone, K rows); otherwise through
+contiguous copies of W(l), l ≥ 1, made at the start of the call, one row per unit (W(0), the
+largest, and every W(l)ᵀ are never copied). Measured (batch kernel ÷ the kernel before it,
+interleaved in one process, 16 alternating rounds of 50 calls, numba-parallel; float32 /
+float64):
 
-- 784-128-10: 0.66–0.72 / 0.62–0.66 at 64 rows, 0.75–0.76 / 0.70–0.81 at 128, 0.89–1.01 /
-  0.89–0.90 at 200, 0.85–0.92 / 0.96–0.98 at 256, 0.99 / 0.90 at 384, 0.93 / 0.94 at 512,
-  0.95 / 0.97 at 1024;
-- 784-512-10: 0.88 / 0.73 at 200, 0.81 / 0.79 at 512, 0.94 / 0.66 at 1024; 784-64-10:
-  0.94–1.08 / 0.96–0.98 at 200, 0.95 / 0.94–0.96 at 512, 0.99–1.00 / 1.00–1.03 at 1024;
-- but 784-256-128-64-10: 0.78–0.83 at 64 and 0.92–0.98 at 128, then 1.10 / 0.97 at 200,
-  1.31 / 1.08 at 512 and 1.30 / 1.07 at 1024.
-
-With one hidden layer, backpropagation reads only Θ(L−1), K rows; deeper networks
-backpropagate through wide Θ(l)[:, 1:] (a strided view, whose products run slower than
-through the contiguous copy), which from 200 rows costs more than the copies."""
+- everything in place ÷ W(l), W(l)ᵀ copied for every layer: 784-128-10 0.66–0.72 / 0.62–0.66
+  at 64 rows, 0.75–0.76 / 0.70–0.81 at 128, 0.89–1.01 / 0.84–0.90 at 200, 0.93 / 0.94 at 512,
+  0.93–0.95 / 0.93–0.97 at 1024; 784-512-10 0.88 / 0.73 at 200, 0.81 / 0.79 at 512, 0.94 /
+  0.66 at 1024; 784-64-10 0.94–1.08 / 0.96–1.03; 784-256-128-64-10 0.78–0.83 at 64 and
+  0.92–0.98 at 128, but 1.10 / 0.97 at 200, 1.31 / 1.08 at 512, 1.30 / 1.07 at 1024: the
+  strided backpropagation through wide Θ(l) costs more than copies from 200 rows;
+- forward in place and W(l), l ≥ 1, copied ÷ W(l), W(l)ᵀ copied for every layer:
+  784-256-128-64-10 0.77 / 0.76 at 200, 0.89–0.91 / 0.94 at 512, 0.93 / 0.84–1.05 at 1024;
+  784-512-256-10 0.74 / 0.78 at 200, 0.86 / 0.88 at 1024."""
 
 BATCH_TASKS = 16
 """Tasks of about equal work the Δ products of the batch kernel are cut into: column ranges of
@@ -613,7 +630,7 @@ def _batch_blocks(b):
 
 def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks, X, rows,
                          labels, Y, weights, activation, output, need_grad, penalty, grad,
-                         W, WT, Xb, acts, deltas, bias_parts, Ds):
+                         W, Xb, acts, deltas, bias_parts, Ds):
     """J and ∇J on the b ≤ ``BATCH_ROWS`` examples ``X[rows]``, written into ``grad``, with
     the work arrays of :class:`BatchBuffers` (for at least b rows).
 
@@ -622,9 +639,10 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     with ``penalty`` = λ/m of the full objective. Work is split so that no thread holds a
     P-sized accumulator and nothing is summed afterwards:
 
-    1. W(l), W(l)ᵀ copied contiguous, in parallel over the units of every layer (on one
-       thread below ``COPY_PARALLEL_MIN`` weights); batches of at most ``IN_PLACE_ROWS``
-       and networks of one hidden layer skip this step and read Θ in place.
+    1. W(l) of the layers after the first copied contiguous, in parallel over their units,
+       for backpropagation; batches of at most ``IN_PLACE_ROWS`` rows and networks of one
+       hidden layer skip this step and backpropagate through Θ in place (the forward pass
+       always reads Θ in place).
     2. Over blocks of examples (``BATCH_BLOCKS``), in parallel: the rows gathered through
        ``rows`` (the batch is never copied out of X by the caller), the forward pass, the loss
        terms and δ(L), and δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)), kept for every example, with the
@@ -642,9 +660,10 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
     in_place = b <= IN_PLACE_ROWS or L == 3
-    n_parts = 0 if in_place else _copy_parts(w_offsets, n_units)
-    for part in prange(n_parts):
-        _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
+    first_copied = layers[1]  # the units of layer 2 onwards: the rows of W(1), W(2), ...
+    n_copied = 0 if in_place else n_units - first_copied
+    for part in prange(n_copied):
+        _copy_unit_row(theta, layers, offsets, unit_offsets, w_offsets, first_copied + part, W)
 
     block_rows, n_blocks = _batch_blocks(b)
     block_costs = np.zeros(n_blocks)
@@ -653,8 +672,8 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
         stop = min(start + block_rows, b)
         for r in range(start, stop):
             Xb[r] = X[rows[r]]
-        _propagate_block(theta, layers, offsets, unit_offsets, W, WT, w_offsets, Xb[start:stop],
-                         activation, acts, b, start, in_place)
+        _propagate_block(theta, layers, offsets, unit_offsets, W, W, w_offsets, Xb[start:stop],
+                         activation, acts, b, start, True)  # in place: W, Wᵀ not read
         Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, b, start, stop)
         d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, b, start, stop)
         block_costs[block] = _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output)
@@ -721,9 +740,10 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
 
 class BatchBuffers:
     """The work arrays of :func:`_batch_cost_and_grad` for up to ``capacity`` rows of one
-    network and dtype: W(l) and W(l)ᵀ, the batch's rows of X, its activations and δ, each
-    block's bias sums and each Δ task's block of Δ(l)ᵀ. A training run keeps them in the
-    data's :class:`~fastnn.backends._base.Workspace` and so allocates nothing per step."""
+    network and dtype: copies of W(l) (laid out like every layer's, filled for l ≥ 1), the
+    batch's rows of X, its activations and δ, each block's bias sums and each Δ task's block
+    of Δ(l)ᵀ. A training run keeps them in the data's
+    :class:`~fastnn.backends._base.Workspace` and so allocates nothing per step."""
 
     def __init__(self, layout, dtype, capacity):
         layers, _, unit_offsets, w_offsets, tasks = layout
@@ -732,7 +752,6 @@ class BatchBuffers:
         self.capacity = capacity
         self.arrays = (
             np.empty(w_offsets[-1], dtype=dtype),  # W
-            np.empty(w_offsets[-1], dtype=dtype),  # WT
             np.empty((capacity, layers[0]), dtype=dtype),  # Xb
             np.empty(capacity * n_units, dtype=dtype),  # acts
             np.empty(capacity * n_units, dtype=dtype),  # deltas
