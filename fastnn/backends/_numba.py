@@ -229,27 +229,12 @@ def _add_dot_products(C, W, OUT, w_off=0):
 
 @njit(cache=True)
 def _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT):
-    """Row j of W(l) = Θ(l)[:, 1:] and column j of W(l)ᵀ, both contiguous (layer l at
-    ``w_offsets[l]``), for unit u of the units after the input layer (unit j of layer l+1).
-    The kernels copy every unit's weights once per call, in parallel over units."""
-    l = 0
-    while unit_offsets[l + 2] - unit_offsets[1] <= u:
-        l += 1
-    s_in, s_out = layers[l], layers[l + 1]
-    j = u - (unit_offsets[l + 1] - unit_offsets[1])
-    Theta = theta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
-    W_l = W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
-    WT_l = WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out))
-    for k in range(s_in):
-        W_l[j, k] = Theta[j, k + 1]
-        WT_l[k, j] = Theta[j, k + 1]
-
-
-@njit(cache=True)
-def _copy_unit_row(theta, layers, offsets, unit_offsets, w_offsets, u, W):
-    """Row j of W(l) = Θ(l)[:, 1:], contiguous, for unit u (as :func:`_copy_unit_weights`,
-    without W(l)ᵀ): what the batch kernel's backpropagation reads. A row per unit, so that
-    threads copying different units write different cache lines."""
+    """Row j of W(l) = Θ(l)[:, 1:] and, unless ``WT`` is empty, column j of W(l)ᵀ, both
+    contiguous (layer l at ``w_offsets[l]``), for unit u of the units after the input layer
+    (unit j of layer l+1). The chunked kernel copies every unit's weights once per call, in
+    parallel over units; the batch kernel copies the rows of W(l), l ≥ 1, for its
+    backpropagation (a row per unit: threads copying different units write different
+    cache lines)."""
     l = 0
     while unit_offsets[l + 2] - unit_offsets[1] <= u:
         l += 1
@@ -259,6 +244,10 @@ def _copy_unit_row(theta, layers, offsets, unit_offsets, w_offsets, u, W):
     W_l = W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
     for k in range(s_in):
         W_l[j, k] = Theta[j, k + 1]
+    if WT.shape[0] > 0:
+        WT_l = WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out))
+        for k in range(s_in):
+            WT_l[k, j] = Theta[j, k + 1]
 
 
 COPY_PARALLEL_MIN = 32_768
@@ -663,7 +652,8 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     first_copied = layers[1]  # the units of layer 2 onwards: the rows of W(1), W(2), ...
     n_copied = 0 if in_place else n_units - first_copied
     for part in prange(n_copied):
-        _copy_unit_row(theta, layers, offsets, unit_offsets, w_offsets, first_copied + part, W)
+        _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, first_copied + part,
+                           W, W[:0])  # no W(l)ᵀ
 
     block_rows, n_blocks = _batch_blocks(b)
     block_costs = np.zeros(n_blocks)
