@@ -382,8 +382,9 @@ def _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output):
     weighted = weights.shape[0] > 0
     targets = np.empty(n)
     terms = np.empty(n)
+    examples = rows[start : start + nb] if rows.shape[0] > 0 else np.arange(start, start + nb)
     for r in range(nb):
-        i = rows[start + r] if rows.shape[0] > 0 else start + r
+        i = examples[r]
         for k in range(K):
             if use_matrix:
                 targets[r * K + k] = Y[i, k]
@@ -400,7 +401,7 @@ def _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output):
         for k in range(K):
             row_terms += terms[r * K + k]
         if weighted:
-            w = weights[rows[start + r] if rows.shape[0] > 0 else start + r]
+            w = weights[examples[r]]
             cost += w * row_terms
             for k in range(K):
                 d_out[r, k] *= w
@@ -597,7 +598,8 @@ float64):
   0.92–0.98 at 128, but 1.10 / 0.97 at 200, 1.31 / 1.08 at 512, 1.30 / 1.07 at 1024: the
   strided backpropagation through wide Θ(l) costs more than copies from 200 rows;
 - forward in place and W(l), l ≥ 1, copied ÷ W(l), W(l)ᵀ copied for every layer:
-  784-256-128-64-10 0.77 / 0.76 at 200, 0.89–0.91 / 0.94 at 512, 0.93 / 0.84–1.05 at 1024;
+  784-256-128-64-10 0.77 / 0.76 at 200, 0.89–0.91 / 0.94 at 512, 0.93–0.94 / 0.84–1.05 at
+  1024;
   784-512-256-10 0.74 / 0.78 at 200, 0.86 / 0.88 at 1024."""
 
 BATCH_TASKS = 16
