@@ -419,3 +419,34 @@ def test_narrow_and_wide_layers_match_naive(backend, width):
     assert J == pytest.approx(J_ref, rel=1e-12)
     for grad, grad_ref in zip(grads, grads_ref):
         assert scaled_error(grad, grad_ref) < 1e-12
+
+
+@pytest.mark.parametrize(("layers", "unit_major"), [([40, 31, 28, 4], True),
+                                                    ([40, 31, 32, 4], False)])
+@pytest.mark.parametrize(("activation", "output_activation", "loss"),
+                         [("tanh", "sigmoid", "cross_entropy"),
+                          ("relu", "identity", "squared_error")])
+def test_unit_major_and_row_blocks_match_naive(layers, unit_major, activation,
+                                               output_activation, loss):
+    """The chunked kernel keeps a block unit-major when every layer after the input has fewer
+    than NARROW units, as rows otherwise: both give the naive reference's J, ∇J and outputs,
+    with example weights, a target matrix and a last block of 19 rows; serial and parallel
+    bitwise identical."""
+    assert _numba._unit_major(np.array(layers)) == unit_major
+    thetas, X, y = make_problem(layers, m=211, target="multilabel", seed=3)
+    w = np.random.default_rng(5).uniform(0.0, 3.0, size=211)
+    options = dict(loss=loss, activation=activation, output_activation=output_activation,
+                   sample_weight=w)
+    J_ref, grads_ref = naive.cost_and_grad(thetas, X, y, 0.3, **options)
+    J, grads = fastnn.cost_and_grad(thetas, X, y, lam=0.3, backend="numba", **options)
+    assert J == pytest.approx(J_ref, rel=1e-12)
+    for grad, grad_ref in zip(grads, grads_ref):
+        assert scaled_error(grad, grad_ref) < 1e-12
+    J_parallel, grads_parallel = fastnn.cost_and_grad(thetas, X, y, lam=0.3,
+                                                      backend="numba-parallel", **options)
+    assert J_parallel == J
+    assert all(np.array_equal(a, b) for a, b in zip(grads_parallel, grads))
+    H = fastnn.forward(thetas, X, activation=activation, output_activation=output_activation,
+                       backend="numba-parallel")
+    np.testing.assert_allclose(H, naive.forward(thetas, X, activation, output_activation),
+                               rtol=1e-12, atol=1e-15)

@@ -7,20 +7,35 @@ Per example i (seed-notes notation, 0-based layers in code):
     δ(L) = w_i ∂ loss / ∂z(L);  δ(l) = (Θ(l)ᵀ δ(l+1))[1:] ∘ g′(a(l))
     Δ(l) += δ(l+1) [1; a(l)]ᵀ
 
-The examples go through these loops ``BLOCK`` at a time, stacked as rows (A(l) of shape
-(nb, s_l), as X is), so that with W(l) = Θ(l)[:, 1:] each step is a product of the form
-``OUT += C B`` computed by one register-tiled loop, :func:`_add_product`:
+The examples go through these loops ``BLOCK`` at a time, so that with W(l) = Θ(l)[:, 1:]
+each step is a product of the form ``OUT += C B`` computed by one register-tiled loop,
+:func:`_add_product` (or as dot products of rows, :func:`_add_dot_products`). A weight loaded
+from cache then serves a block of examples instead of one, which is what makes these loops
+compete with BLAS-backed matrix products (one matrix-vector product per example streams every
+weight from L2 for two floating-point operations).
+
+For networks whose layers after the input all have fewer than ``NARROW`` units (64-25-10,
+400-25-10) the chunked kernel keeps a block's layers after the first unit-major: A(l)ᵀ of
+shape (s_l, nb), a row per unit running along the block's examples (X stays as it is, a row
+per example). Every product after the first layer's forward then has its inner loop along the
+block's 64 examples, however few units the layers have:
+
+    forward    Z(l+1)ᵀ = Θ(l)[:, 0] + W(l) A(l)ᵀ     (C = W(l),    B = A(l)ᵀ)
+    δ          δ(l)ᵀ = (W(l)ᵀ δ(l+1)ᵀ) ∘ g′(A(l)ᵀ)   (C = W(l)ᵀ,   B = δ(l+1)ᵀ)
+    Δ          Δ(l)[:, 1:] += δ(l+1)ᵀ A(l)           (C = δ(l+1)ᵀ, B = X or A(l))
+
+with C read as scalars (W(l) straight from Θ, no copy), and Z(1)ᵀ = W(0) Xᵀ taken as dot
+products of rows of X and of Θ(0), written transposed; laid out by examples, as rows, the
+loops over a layer of 25 or 10 units ran mostly in their remainder (see :func:`_unit_major`
+for the measurements). Networks with wider layers keep every block as rows, A(l) of shape
+(nb, s_l), as X is:
 
     forward    Z(l+1) = Θ(l)[:, 0] + A(l) W(l)ᵀ      (C = A(l),    B = W(l)ᵀ)
     δ          δ(l) = (δ(l+1) W(l)) ∘ g′(A(l))       (C = δ(l+1),  B = W(l))
     Δ          Δ(l)[:, 1:] += δ(l+1)ᵀ A(l)           (C = δ(l+1)ᵀ, B = A(l))
 
-A weight loaded from cache then serves a block of examples instead of one, which is what
-makes these loops compete with BLAS-backed matrix products (one matrix-vector product per
-example streams every weight from L2 for two floating-point operations). The forward product
-of a layer of fewer than ``NARROW`` units (25 or 10, say), whose few columns would leave
-:func:`_add_product` mostly in its remainder loop, is taken as dot products of rows of A(l)
-and W(l) instead (:func:`_add_dot_products`).
+with W(l) and W(l)ᵀ copied contiguous once per call; the forward product of a layer of fewer
+than ``NARROW`` units is taken as dot products of rows of A(l) and W(l).
 
 The m examples are cut into ``n_chunks`` contiguous chunks whose boundaries depend only on m.
 Each chunk owns its block buffers (allocated once per chunk, never per block or example), its
@@ -30,18 +45,20 @@ the rows are summed in chunk order afterwards (column by column), so the serial 
 compilations of the same source return bitwise-identical results, whatever the number of
 threads.
 
-θ is one flat vector; Θ(l) starts at ``offsets[l]``. The chunked kernel copies W(l) and W(l)ᵀ
-once per call into contiguous vectors, layer l at ``w_offsets[l]``; the batch kernel reads
-W(l) in place for its forward pass, and copies W(l) of the layers it backpropagates through
-from 129 rows on (see ``IN_PLACE_ROWS``). A chunk's activation and δ buffers hold ``BLOCK``
-rows of every layer after the first, layer l at ``BLOCK · (unit_offsets[l] −
-unit_offsets[1])``; layer 1 is read straight from X.
+θ is one flat vector; Θ(l) starts at ``offsets[l]``, W(l) of the unrolled Δ sums and weight
+copies at ``w_offsets[l]``. The chunked kernel's unit-major blocks read Θ in place; its
+blocks as rows read copies of W(l) and W(l)ᵀ; the batch kernel reads Θ in place for its
+forward pass, and copies W(l) of the layers it backpropagates through from 129 rows on (see
+``IN_PLACE_ROWS``). A chunk's activation and δ buffers hold ``BLOCK`` examples of every
+layer after the first, layer l at ``BLOCK · (unit_offsets[l] − unit_offsets[1])``; layer 1
+is read straight from X.
 
 That chunked kernel serves full batches and small networks. A mini-batch of a large network
 (see ``BATCH_ROWS``) goes through the batch kernel, :func:`_batch_cost_and_grad`, which keeps
 the activations and δ of every example of the batch, reads the batch's rows of X through their
-indices, and splits the Δ products by columns of Δ(l) instead of by examples, so that no thread
-holds a copy of Δ; it also adds the penalty and writes ∇J in the dtype of θ in the same call.
+indices, keeps them as rows (A(l) of shape (b, s_l)), and splits the Δ products by columns of
+Δ(l) instead of by examples, so that no thread holds a copy of Δ; it also adds the penalty and
+writes ∇J in the dtype of θ in the same call.
 """
 
 import functools
@@ -229,21 +246,22 @@ def _add_dot_products(C, W, OUT, w_off=0):
 
 @njit(cache=True)
 def _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT):
-    """Row j of W(l) = Θ(l)[:, 1:] and, unless ``WT`` is empty, column j of W(l)ᵀ, both
-    contiguous (layer l at ``w_offsets[l]``), for unit u of the units after the input layer
-    (unit j of layer l+1). The chunked kernel copies every unit's weights once per call, in
-    parallel over units; the batch kernel copies the rows of W(l), l ≥ 1, for its
-    backpropagation (a row per unit: threads copying different units write different
-    cache lines)."""
+    """Row j of W(l) = Θ(l)[:, 1:] and column j of W(l)ᵀ, contiguous (layer l at
+    ``w_offsets[l]``; either skipped when given empty), for unit u of the units after the
+    input layer (unit j of layer l+1). The chunked kernel copies every unit's weights once per
+    call when its blocks are rows, in parallel over units; the batch kernel copies the rows of
+    W(l), l ≥ 1, for its backpropagation (a row per unit: threads copying different units
+    write different cache lines)."""
     l = 0
     while unit_offsets[l + 2] - unit_offsets[1] <= u:
         l += 1
     s_in, s_out = layers[l], layers[l + 1]
     j = u - (unit_offsets[l + 1] - unit_offsets[1])
     Theta = theta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
-    W_l = W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
-    for k in range(s_in):
-        W_l[j, k] = Theta[j, k + 1]
+    if W.shape[0] > 0:
+        W_l = W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
+        for k in range(s_in):
+            W_l[j, k] = Theta[j, k + 1]
     if WT.shape[0] > 0:
         WT_l = WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out))
         for k in range(s_in):
@@ -251,18 +269,21 @@ def _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT
 
 
 COPY_PARALLEL_MIN = 32_768
-"""Weights from which the kernels copy W(l) and W(l)ᵀ over the threads, unit by unit; fewer
-are copied on one thread. Two threads writing columns of the same rows of W(l)ᵀ share their
-cache lines, which costs most when the rows are short (few units). Measured per call (µs, one
-thread ÷ two, float32 / float64): 64-25-10 4.1/5.9, 4.1/4.8; 400-25-10 9.5/27.7, 9.8/13.6
-(28–90 µs over threads in other runs); 784-128-10 80/47, 162/101."""
+"""Weights from which the chunked kernel copies W(l), W(l)ᵀ over the threads, unit by unit;
+fewer are copied on one thread. Two threads writing columns of the same rows of W(l)ᵀ share
+their cache lines, which costs most when the rows are short (few units). Measured per call
+when every network's W(l) and W(l)ᵀ were copied (µs, one thread ÷ two, float32 / float64):
+64-25-10 4.1/5.9, 4.1/4.8; 400-25-10 9.5/27.7, 9.8/13.6 (28–90 µs over threads in other
+runs); 784-128-10 80/47, 162/101."""
 
 
 @njit(cache=True)
-def _copy_parts(w_offsets, n_units):
-    """Parts the copy of W(l), W(l)ᵀ is cut into (a ``prange`` over them): one per unit from
-    ``COPY_PARALLEL_MIN`` weights, else a single one."""
-    return n_units if w_offsets[-1] >= COPY_PARALLEL_MIN else 1
+def _copy_parts(W, n_units):
+    """Parts the copy into W(l), W(l)ᵀ is cut into (a ``prange`` over them): one per unit from
+    ``COPY_PARALLEL_MIN`` weights, else one; none when ``W`` is empty."""
+    if W.shape[0] == 0:
+        return 0
+    return n_units if W.shape[0] >= COPY_PARALLEL_MIN else 1
 
 
 @njit(cache=True)
@@ -271,6 +292,31 @@ def _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, 
     n_units = unit_offsets[-1] - unit_offsets[1]
     for u in range(part * n_units // n_parts, (part + 1) * n_units // n_parts):
         _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT)
+
+
+@njit(cache=True)
+def _unit_major(layers):
+    """Whether the chunked kernel keeps its blocks unit-major (see :func:`_unit_rows`): when
+    every layer after the input has fewer than ``NARROW`` units. Measured (unit-major ÷ rows,
+    J and ∇J, numba-parallel, interleaved in one process, float64 / float32): 64-25-10 on
+    1,797 rows 0.89–0.91 / 0.83–0.85, on 32 rows 0.89 / 0.88; 400-25-10 on 5,000 rows
+    0.93–0.96 / 0.91–0.93. Wider layers, whose rows already fill the vector loops, gain
+    nothing or lose (their inner loops run along 64 examples instead of their units, and a
+    wide W(0) needs the row-tiled product, into rows, then transposed): 64-32-10 1.01–1.02 /
+    1.01, 100-50-10 0.98 / 1.01, 784-64-10 1.00–1.02 / 1.01–1.03, 784-128-10 0.98–1.02 /
+    1.00–1.02, 784-256-128-64-10 1.01 / 1.05, 784-256-128-10 1.16 / 1.07."""
+    for l in range(1, layers.shape[0]):
+        if layers[l] >= NARROW:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _chunk_weights(theta, layers, w_offsets, unit_major):
+    """``(W, Wᵀ)``: the contiguous copies of W(l) and W(l)ᵀ, every layer's, that the chunked
+    kernel reads when its blocks are rows; empty for unit-major blocks, which read Θ."""
+    n = 0 if unit_major else w_offsets[-1]
+    return np.empty(n, dtype=theta.dtype), np.empty(n, dtype=theta.dtype)
 
 
 @njit(cache=True)
@@ -356,6 +402,76 @@ def _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, act
                 Db_l[j] += d[j]
 
 
+@njit(cache=True)
+def _unit_rows(buf, layers, unit_offsets, l, nb):
+    """Layer l ≥ 1 of a block of nb ≤ ``BLOCK`` examples, unit-major: the (s_l, nb) array
+    whose row j is unit j over the block's examples, in a buffer of ``BLOCK`` examples of
+    every layer after the first (layer l at ``BLOCK · (unit_offsets[l] − unit_offsets[1])``)."""
+    s = layers[l]
+    base = BLOCK * (unit_offsets[l] - unit_offsets[1])
+    return buf[base : base + s * nb].reshape((s, nb))
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _forward_units(theta, layers, offsets, unit_offsets, X_block, activation, acts):
+    """A(l+1)ᵀ = g(Θ(l)[:, 0] + W(l) A(l)ᵀ) for a block of examples, unit-major (see
+    :func:`_unit_rows`); z(L)ᵀ last, not σ. Z(1)ᵀ as dot products of the rows of X and of Θ(0)
+    from column 1, written transposed (:func:`_add_dot_products` into a transposed view);
+    later layers by :func:`_add_product` with W(l) read from Θ(l) as scalars, the inner loop
+    along the block's examples."""
+    nb = X_block.shape[0]
+    n_weights = layers.shape[0] - 1
+    for l in range(n_weights):
+        s_in, s_out = layers[l], layers[l + 1]
+        Theta = theta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
+        Zt = _unit_rows(acts, layers, unit_offsets, l + 1, nb)
+        for j in range(s_out):
+            Zt[j] = Theta[j, 0]
+        if l == 0:
+            _add_dot_products(X_block, Theta, Zt.T, 1)
+        else:
+            _add_product(Theta[:, 1:], _unit_rows(acts, layers, unit_offsets, l, nb), Zt)
+        if l < n_weights - 1:
+            for j in range(s_out):
+                activate_row(Zt[j], activation)
+
+
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _backward_units(theta, layers, offsets, unit_offsets, w_offsets, X_block, activation,
+                    acts, deltas, DW, Db):
+    """Given δ(L)ᵀ of a block (unit-major, see :func:`_unit_rows`): δ(l)ᵀ = (W(l)ᵀ δ(l+1)ᵀ)
+    ∘ g′(A(l)ᵀ) for l = L−1 ... 2 (W(l)ᵀ read from Θ(l) as scalars), DW(l) += δ(l+1)ᵀ A(l) and
+    Db(l) += Σ_examples δ(l+1). DW is unrolled like W (layer l at ``w_offsets[l]``), Db holds
+    the biases of layer l+1 at ``unit_offsets[l+1] − unit_offsets[1]``, like the block buffers.
+    DW(0) by :func:`_add_product` along the rows of X; DW(l), l ≥ 1, as dot products of the
+    rows of δ(l+1)ᵀ and A(l)ᵀ, along the block's examples."""
+    nb = X_block.shape[0]
+    for l in range(layers.shape[0] - 2, 0, -1):
+        s_in, s_out = layers[l], layers[l + 1]
+        Theta = theta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
+        d_in = _unit_rows(deltas, layers, unit_offsets, l, nb)
+        d_in[:] = 0.0
+        _add_product(Theta[:, 1:].T, _unit_rows(deltas, layers, unit_offsets, l + 1, nb), d_in)
+        A = _unit_rows(acts, layers, unit_offsets, l, nb)
+        for j in range(s_in):
+            scale_by_derivative_row(d_in[j], A[j], activation)
+    for l in range(layers.shape[0] - 1):
+        s_in, s_out = layers[l], layers[l + 1]
+        d = _unit_rows(deltas, layers, unit_offsets, l + 1, nb)
+        DW_l = DW[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
+        if l == 0:
+            _add_product(d, X_block, DW_l)
+        else:
+            _add_dot_products(d, _unit_rows(acts, layers, unit_offsets, l, nb), DW_l)
+        Db_l = Db[unit_offsets[l + 1] - unit_offsets[1] : unit_offsets[l + 2] - unit_offsets[1]]
+        for j in range(s_out):
+            total = Db_l[j]
+            row = d[j]
+            for r in range(nb):
+                total += row[r]
+            Db_l[j] = total
+
+
 NO_MASK = np.empty(0)
 """``mask`` of :func:`_loss_and_delta_chunks` when only J's data term and the Δ sums are asked
 for (no penalty, no ∇J)."""
@@ -365,18 +481,24 @@ NO_ROWS = np.empty(0, dtype=np.int64)
 
 
 @njit(cache=True, error_model="numpy")
-def _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output):
+def _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output, unit_major):
     """Σ_i w_i Σ_k loss terms of a block, and its δ(L) (times w_i) into ``d_out``; row r of the
     block is example i = ``rows[start + r]``, or ``start + r`` when ``rows`` is empty; w_i =
-    ``weights[i]``, or 1 when ``weights`` is empty.
+    ``weights[i]``, or 1 when ``weights`` is empty. ``Z_out`` and ``d_out`` are contiguous,
+    of shape (nb, K), or (K, nb) with ``unit_major`` (see :func:`_unit_rows`).
 
-    The terms and δ are taken in one loop over the block's nb · K outputs (``Z_out`` and
-    ``d_out`` are contiguous), which vectorizes; a loop per row of K = 10 outputs ran mostly
-    in its scalar remainder (the loss of a call on ex4, 5,000 × 10 outputs, took 0.3–0.4 ms
-    on one thread against 1.1 ms for its 400 → 25 product). No sum is in that loop (a sum in
-    order would not vectorize, and the compensated arithmetic of exp and log1p forbids
-    reassociation): the terms are summed afterwards, row by row in order."""
-    nb, K = Z_out.shape
+    The terms and δ are taken in one loop over the block's nb · K outputs, which vectorizes; a
+    loop per example over K = 10 outputs ran mostly in its scalar remainder (the loss of a call
+    on ex4, 5,000 × 10 outputs, took 0.3–0.4 ms on one thread against 1.1 ms for its 400 → 25
+    product). No sum is in that loop (a sum in order would not vectorize, and the compensated
+    arithmetic of exp and log1p forbids reassociation): the terms are summed afterwards,
+    example by example in order, each over k in order, whatever the layout."""
+    if unit_major:
+        K, nb = Z_out.shape
+        r_step, k_step = 1, nb
+    else:
+        nb, K = Z_out.shape
+        r_step, k_step = K, 1
     n = nb * K
     use_matrix = Y.shape[0] > 0
     weighted = weights.shape[0] > 0
@@ -387,11 +509,11 @@ def _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output):
         i = examples[r]
         for k in range(K):
             if use_matrix:
-                targets[r * K + k] = Y[i, k]
+                targets[r * r_step + k * k_step] = Y[i, k]
             elif K == 1:
-                targets[r * K + k] = labels[i]
+                targets[r * r_step + k * k_step] = labels[i]
             else:
-                targets[r * K + k] = 1.0 if labels[i] == k else 0.0
+                targets[r * r_step + k * k_step] = 1.0 if labels[i] == k else 0.0
     z, d = Z_out.reshape(n), d_out.reshape(n)
     for e in range(n):
         terms[e], d[e] = loss_term_and_delta(z[e], targets[e], output)
@@ -399,12 +521,12 @@ def _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output):
     for r in range(nb):
         row_terms = 0.0
         for k in range(K):
-            row_terms += terms[r * K + k]
+            row_terms += terms[r * r_step + k * k_step]
         if weighted:
             w = weights[examples[r]]
             cost += w * row_terms
             for k in range(K):
-                d_out[r, k] *= w
+                d[r * r_step + k * k_step] *= w
         else:
             cost += row_terms
     return cost
@@ -461,9 +583,9 @@ def _loss_and_delta_chunks(
     m = X.shape[0]
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
-    W = np.empty(w_offsets[-1], dtype=theta.dtype)
-    WT = np.empty(w_offsets[-1], dtype=theta.dtype)
-    n_parts = _copy_parts(w_offsets, n_units)
+    unit_major = _unit_major(layers)
+    W, WT = _chunk_weights(theta, layers, w_offsets, unit_major)
+    n_parts = _copy_parts(W, n_units)
     for part in prange(n_parts):
         _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
     costs = np.zeros(n_chunks)
@@ -482,14 +604,24 @@ def _loss_and_delta_chunks(
             stop = min(start + BLOCK, chunk_stop)
             X_block = X[start:stop]
             nb = stop - start
-            _propagate_block(theta, layers, offsets, unit_offsets, W, WT, w_offsets, X_block,
-                             activation, acts, BLOCK, 0)
-            Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, BLOCK, 0, nb)
-            d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, BLOCK, 0, nb)
-            cost += _loss_terms(Z_out, d_out, labels, Y, weights, NO_ROWS, start, output)
-            if need_grad:
+            if unit_major:
+                _forward_units(theta, layers, offsets, unit_offsets, X_block, activation, acts)
+                Z_out = _unit_rows(acts, layers, unit_offsets, L - 1, nb)
+                d_out = _unit_rows(deltas, layers, unit_offsets, L - 1, nb)
+            else:
+                _propagate_block(theta, layers, offsets, unit_offsets, W, WT, w_offsets, X_block,
+                                 activation, acts, BLOCK, 0)
+                Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, BLOCK, 0, nb)
+                d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, BLOCK, 0, nb)
+            cost += _loss_terms(Z_out, d_out, labels, Y, weights, NO_ROWS, start, output,
+                                unit_major)
+            if need_grad and unit_major:
+                _backward_units(theta, layers, offsets, unit_offsets, w_offsets, X_block,
+                                activation, acts, deltas, DW, Db)
+            elif need_grad:
                 _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, acts,
                                 deltas, DW, Db)
+            if need_grad:
                 n_blocks += 1
                 if n_blocks == FLUSH_BLOCKS or stop == chunk_stop:
                     _add_block_sums(layers, offsets, unit_offsets, w_offsets, DW, Db,
@@ -534,9 +666,9 @@ def _forward_chunks(
     m = X.shape[0]
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
-    W = np.empty(w_offsets[-1], dtype=theta.dtype)
-    WT = np.empty(w_offsets[-1], dtype=theta.dtype)
-    n_parts = _copy_parts(w_offsets, n_units)
+    unit_major = _unit_major(layers)
+    W, WT = _chunk_weights(theta, layers, w_offsets, unit_major)
+    n_parts = _copy_parts(W, n_units)
     for part in prange(n_parts):
         _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
     for c in prange(n_chunks):
@@ -544,9 +676,14 @@ def _forward_chunks(
         chunk_stop = (c + 1) * m // n_chunks
         for start in range(c * m // n_chunks, chunk_stop, BLOCK):
             stop = min(start + BLOCK, chunk_stop)
-            _propagate_block(theta, layers, offsets, unit_offsets, W, WT, w_offsets, X[start:stop],
-                             activation, acts, BLOCK, 0)
-            Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, BLOCK, 0, stop - start)
+            if unit_major:
+                _forward_units(theta, layers, offsets, unit_offsets, X[start:stop], activation,
+                               acts)
+                Z_out = _unit_rows(acts, layers, unit_offsets, L - 1, stop - start).T
+            else:
+                _propagate_block(theta, layers, offsets, unit_offsets, W, WT, w_offsets,
+                                 X[start:stop], activation, acts, BLOCK, 0)
+                Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, BLOCK, 0, stop - start)
             for b in range(stop - start):
                 for k in range(H.shape[1]):
                     H[start + b, k] = Z_out[b, k] if logits else sigmoid(Z_out[b, k])
@@ -668,7 +805,8 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
                          activation, acts, b, start, True)  # in place: W, Wᵀ not read
         Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, b, start, stop)
         d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, b, start, stop)
-        block_costs[block] = _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output)
+        block_costs[block] = _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output,
+                                         False)
         if need_grad:
             _backpropagate_block(layers, unit_offsets, theta if in_place else W,
                                  offsets if in_place else w_offsets, in_place, activation, acts,
