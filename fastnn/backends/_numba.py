@@ -48,10 +48,10 @@ threads.
 θ is one flat vector; Θ(l) starts at ``offsets[l]``, W(l) of the unrolled Δ sums and weight
 copies at ``w_offsets[l]``. The chunked kernel's unit-major blocks read Θ in place; its
 blocks as rows read copies of W(l) and W(l)ᵀ; the batch kernel reads Θ in place for its
-forward pass, and copies W(l) of the layers it backpropagates through from 129 rows on (see
-``IN_PLACE_ROWS``). A chunk's activation and δ buffers hold ``BLOCK`` examples of every
-layer after the first, layer l at ``BLOCK · (unit_offsets[l] − unit_offsets[1])``; layer 1
-is read straight from X.
+forward pass, and copies W(l) of the layers it backpropagates through when there are two or
+more (see :func:`_backprop_in_place`). A chunk's activation and δ buffers hold ``BLOCK``
+examples of every layer after the first, layer l at ``BLOCK · (unit_offsets[l] −
+unit_offsets[1])``; layer 1 is read straight from X.
 
 That chunked kernel serves full batches and small networks. A mini-batch of a large network
 (see ``BATCH_ROWS``) goes through the batch kernel, :func:`_batch_cost_and_grad`, which keeps
@@ -717,16 +717,17 @@ kernel with Δ(l)ᵀ blocks ÷ the kernel before them (Δ(l) blocks from copied 
 interleaved in one process: 1.05 (best 1.10) in one pass, 0.91–0.94 (0.90–0.97) in passes of
 this size; float32 0.86–0.88 either way."""
 
-IN_PLACE_ROWS = 128
-"""The batch kernel's forward pass reads W(l) in place, as rows of Θ(l) from column 1 (every
-forward product as dot products, :func:`_add_dot_products` with ``w_off`` 1), whatever the
-batch. Its backpropagation, δ(l) = δ(l+1) W(l) for l ≥ 1, reads W(l) in place too (through
-Θ(l)[:, 1:], a strided view) for batches of at most this many rows and for networks of one
-hidden layer (which backpropagate through Θ(L−1) alone, K rows); otherwise through
-contiguous copies of W(l), l ≥ 1, made at the start of the call, one row per unit (W(0), the
-largest, and every W(l)ᵀ are never copied). Measured (batch kernel ÷ the kernel before it,
-interleaved in one process, 16 alternating rounds of 50 calls, numba-parallel; float32 /
-float64):
+@njit(cache=True)
+def _backprop_in_place(layers):
+    """Whether the batch kernel's backpropagation, δ(l) = δ(l+1) W(l) for l ≥ 1, reads W(l) in
+    place (through Θ(l)[:, 1:], a strided view): for networks of one hidden layer, which
+    backpropagate through Θ(L−1) alone (K rows). Deeper networks backpropagate through
+    contiguous copies of W(l), l ≥ 1, made at the start of the call, one row per unit (W(0),
+    the largest, and every W(l)ᵀ are never copied), whatever the batch. The forward pass reads
+    W(l) in place, as rows of Θ(l) from column 1 (every forward product as dot products,
+    :func:`_add_dot_products` with ``w_off`` 1), always. Measured (batch kernel ÷ the kernel
+    before it, interleaved in one process, 16 alternating rounds of 50 calls, numba-parallel;
+    float32 / float64):
 
 - everything in place ÷ W(l), W(l)ᵀ copied for every layer: 784-128-10 0.66–0.72 / 0.62–0.66
   at 64 rows, 0.75–0.76 / 0.70–0.81 at 128, 0.89–1.01 / 0.84–0.90 at 200, 0.93 / 0.94 at 512,
@@ -737,7 +738,13 @@ float64):
 - forward in place and W(l), l ≥ 1, copied ÷ W(l), W(l)ᵀ copied for every layer:
   784-256-128-64-10 0.77 / 0.76 at 200, 0.89–0.91 / 0.94 at 512, 0.93–0.94 / 0.84–1.05 at
   1024;
-  784-512-256-10 0.74 / 0.78 at 200, 0.86 / 0.88 at 1024."""
+  784-512-256-10 0.74 / 0.78 at 200, 0.86 / 0.88 at 1024;
+- W(l), l ≥ 1, copied ÷ in place at 128 rows and fewer (the rule before): 784-256-128-64-10
+  0.87 / 0.99 at 32 rows, 0.78 / 0.98 at 64, 0.74–0.81 / 0.84 at 128; 784-512-256-10 0.78 /
+  0.98 at 32, 0.79 / 0.86 at 64, 0.84 / 0.81–0.90 at 128; 784-64-32-10 1.02 / 1.02–1.03 at
+  32, 1.02 / 0.96 at 64, 0.93 / 0.94–0.96 at 128 (bitwise the same ∇J: the same sums)."""
+    return layers.shape[0] == 3
+
 
 BATCH_TASKS = 16
 """Tasks of about equal work the Δ products of the batch kernel are cut into: column ranges of
@@ -768,9 +775,9 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     P-sized accumulator and nothing is summed afterwards:
 
     1. W(l) of the layers after the first copied contiguous, in parallel over their units,
-       for backpropagation; batches of at most ``IN_PLACE_ROWS`` rows and networks of one
-       hidden layer skip this step and backpropagate through Θ in place (the forward pass
-       always reads Θ in place).
+       for backpropagation; networks of one hidden layer skip this step and backpropagate
+       through Θ in place (see :func:`_backprop_in_place`; the forward pass always reads Θ in
+       place).
     2. Over blocks of examples (``BATCH_BLOCKS``), in parallel: the rows gathered through
        ``rows`` (the batch is never copied out of X by the caller), the forward pass, the loss
        terms and δ(L), and δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)), kept for every example, with the
@@ -787,7 +794,7 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     b = rows.shape[0]
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
-    in_place = b <= IN_PLACE_ROWS or L == 3
+    in_place = _backprop_in_place(layers)
     first_copied = layers[1]  # the units of layer 2 onwards: the rows of W(1), W(2), ...
     n_copied = 0 if in_place else n_units - first_copied
     for part in prange(n_copied):
