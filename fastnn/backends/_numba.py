@@ -246,22 +246,21 @@ def _add_dot_products(C, W, OUT, w_off=0):
 
 @njit(cache=True)
 def _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT):
-    """Row j of W(l) = Θ(l)[:, 1:] and column j of W(l)ᵀ, contiguous (layer l at
-    ``w_offsets[l]``; either skipped when given empty), for unit u of the units after the
-    input layer (unit j of layer l+1). The chunked kernel copies every unit's weights once per
-    call when its blocks are rows, in parallel over units; the batch kernel copies the rows of
-    W(l), l ≥ 1, for its backpropagation (a row per unit: threads copying different units
-    write different cache lines)."""
+    """Row j of W(l) = Θ(l)[:, 1:] and, unless ``WT`` is empty, column j of W(l)ᵀ, both
+    contiguous (layer l at ``w_offsets[l]``), for unit u of the units after the input layer
+    (unit j of layer l+1). The chunked kernel copies every unit's weights once per call when
+    its blocks are rows, in parallel over units; the batch kernel copies the rows of W(l),
+    l ≥ 1, for its backpropagation (a row per unit: threads copying different units write
+    different cache lines)."""
     l = 0
     while unit_offsets[l + 2] - unit_offsets[1] <= u:
         l += 1
     s_in, s_out = layers[l], layers[l + 1]
     j = u - (unit_offsets[l + 1] - unit_offsets[1])
     Theta = theta[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
-    if W.shape[0] > 0:
-        W_l = W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
-        for k in range(s_in):
-            W_l[j, k] = Theta[j, k + 1]
+    W_l = W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
+    for k in range(s_in):
+        W_l[j, k] = Theta[j, k + 1]
     if WT.shape[0] > 0:
         WT_l = WT[w_offsets[l] : w_offsets[l + 1]].reshape((s_in, s_out))
         for k in range(s_in):
