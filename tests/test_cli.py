@@ -59,6 +59,16 @@ def test_train_prints_accuracy_time_and_path(tmp_path, capsys):
     assert "test accuracy" in text and "ms per iteration" in text and str(out) in text
 
 
+def test_time_per_iteration_leaves_compilation_out():
+    """The first two records of a fit on an empty Numba cache come after 29 s and 7 s of
+    compiling: the time per iteration reported is the typical interval, not the mean."""
+    from fastnn.cli import typical_iteration
+
+    times = [29.0, 36.0, 36.001, 36.002, 36.003, 36.004]
+    assert typical_iteration(times, elapsed=36.2) == pytest.approx(0.001)
+    assert typical_iteration([0.5], elapsed=0.7) == 0.7
+
+
 def test_train_on_user_files(tmp_path, capsys):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(120, 3))
