@@ -430,11 +430,13 @@ def test_unit_major_and_row_blocks_match_naive(layers, unit_major, activation,
                                                output_activation, loss):
     """The chunked kernel keeps a block unit-major when every layer after the input has fewer
     than NARROW units, as rows otherwise: both give the naive reference's J, ∇J and outputs,
-    with example weights, a target matrix and a last block of 19 rows; serial and parallel
-    bitwise identical."""
+    with example weights and a target matrix, on chunks of 68–69 rows (a block of 64, then
+    one of 4 or 5); serial and parallel bitwise identical."""
     assert _numba._unit_major(np.array(layers)) == unit_major
-    thetas, X, y = make_problem(layers, m=211, target="multilabel", seed=3)
-    w = np.random.default_rng(5).uniform(0.0, 3.0, size=211)
+    m = 1100
+    assert _numba.n_chunks(m) == 16  # chunks of 68 or 69 rows
+    thetas, X, y = make_problem(layers, m=m, target="multilabel", seed=3)
+    w = np.random.default_rng(5).uniform(0.0, 3.0, size=m)
     options = dict(loss=loss, activation=activation, output_activation=output_activation,
                    sample_weight=w)
     J_ref, grads_ref = naive.cost_and_grad(thetas, X, y, 0.3, **options)

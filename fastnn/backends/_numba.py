@@ -311,7 +311,7 @@ def _unit_major(layers):
 
 
 @njit(cache=True)
-def _chunk_weights(theta, layers, w_offsets, unit_major):
+def _chunk_weights(theta, w_offsets, unit_major):
     """``(W, Wᵀ)``: the contiguous copies of W(l) and W(l)ᵀ, every layer's, that the chunked
     kernel reads when its blocks are rows; empty for unit-major blocks, which read Θ."""
     n = 0 if unit_major else w_offsets[-1]
@@ -583,7 +583,7 @@ def _loss_and_delta_chunks(
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
     unit_major = _unit_major(layers)
-    W, WT = _chunk_weights(theta, layers, w_offsets, unit_major)
+    W, WT = _chunk_weights(theta, w_offsets, unit_major)
     n_parts = _copy_parts(W, n_units)
     for part in prange(n_parts):
         _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
@@ -614,13 +614,13 @@ def _loss_and_delta_chunks(
                 d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, BLOCK, 0, nb)
             cost += _loss_terms(Z_out, d_out, labels, Y, weights, NO_ROWS, start, output,
                                 unit_major)
-            if need_grad and unit_major:
-                _backward_units(theta, layers, offsets, unit_offsets, w_offsets, X_block,
-                                activation, acts, deltas, DW, Db)
-            elif need_grad:
-                _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, acts,
-                                deltas, DW, Db)
             if need_grad:
+                if unit_major:
+                    _backward_units(theta, layers, offsets, unit_offsets, w_offsets, X_block,
+                                    activation, acts, deltas, DW, Db)
+                else:
+                    _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation,
+                                    acts, deltas, DW, Db)
                 n_blocks += 1
                 if n_blocks == FLUSH_BLOCKS or stop == chunk_stop:
                     _add_block_sums(layers, offsets, unit_offsets, w_offsets, DW, Db,
@@ -666,7 +666,7 @@ def _forward_chunks(
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
     unit_major = _unit_major(layers)
-    W, WT = _chunk_weights(theta, layers, w_offsets, unit_major)
+    W, WT = _chunk_weights(theta, w_offsets, unit_major)
     n_parts = _copy_parts(W, n_units)
     for part in prange(n_parts):
         _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
