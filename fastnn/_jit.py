@@ -1,10 +1,18 @@
-"""Compiling one loop body twice: for one thread, and over Numba's threads."""
+"""Compiling one loop body twice (for one thread, and over Numba's threads), and the one place
+the fast-math flags are set."""
 
 import types
 
 from numba import njit
 from numba import types as nbtypes
 from numba.extending import intrinsic
+
+FASTMATH = {"reassoc", "contract"}
+"""The only fast-math flags the kernels and the L-BFGS loops use: reassociation lets the
+dot-product and axpy loops vectorize, contraction lets them use FMA. Never ``nnan``/``ninf`` (the
+cost and the input checks rely on inf and NaN semantics), so never ``fastmath=True``. Results
+change by rounding only; the tests pin them against the NumPy backend and the naive reference to
+1e-12."""
 
 
 def compile_loop(py_func, parallel):

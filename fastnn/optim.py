@@ -1,4 +1,5 @@
-"""Update rules for the unrolled parameters θ, and the L-BFGS adapter.
+"""Update rules for the unrolled parameters θ (L-BFGS, which owns its iterations, is
+:mod:`fastnn.lbfgs`).
 
 Each rule takes θ and its gradient and writes the next θ, in one compiled pass; it keeps its own
 state (velocity, moments) and never computes gradients (the objective does that, the trainer
@@ -13,14 +14,8 @@ adam      m := β₁ m + (1 − β₁) ∇J;  v := β₂ v + (1 − β₂) ∇J�
 ========= ==================================================================================
 """
 
-import os
-from contextlib import nullcontext
-
 import numpy as np
-import scipy
 from numba import prange
-from scipy.optimize import minimize
-from threadpoolctl import ThreadpoolController
 
 from fastnn._jit import compile_loop
 
@@ -154,7 +149,8 @@ class Adam(GradientDescent):
 
 
 OPTIMIZERS = {"gd": GradientDescent, "sgd": Momentum, "adam": Adam}
-"""Step rules by solver name; ``"lbfgs"`` is :func:`lbfgs` instead (it owns its iterations)."""
+"""Step rules by solver name; ``"lbfgs"`` is :func:`fastnn.lbfgs.lbfgs` instead (it owns its
+iterations)."""
 
 
 def make_optimizer(solver, n_params, learning_rate, momentum=0.9, nesterov=True,
@@ -165,43 +161,3 @@ def make_optimizer(solver, n_params, learning_rate, momentum=0.9, nesterov=True,
     if solver == "sgd":
         return Momentum(n_params, learning_rate, momentum, nesterov, dtype)
     return OPTIMIZERS[solver](n_params, learning_rate, dtype=dtype)
-
-
-def lbfgs(objective, theta, max_iter, tol, callback):
-    """Minimize ``objective`` (θ ↦ (J, ∇J)) from ``theta`` with SciPy's L-BFGS-B.
-
-    ``callback(theta, J)`` is called after every iteration and may raise StopIteration to end
-    the minimization early. Returns SciPy's OptimizeResult.
-    """
-    def report(intermediate_result):
-        callback(intermediate_result.x, intermediate_result.fun)
-
-    def fun(vec):
-        J, grad = objective(vec)
-        return J, grad.astype(np.float64, copy=False)
-
-    with _scipy_blas_on_one_thread():
-        return minimize(
-            fun, theta.astype(np.float64), jac=True, method="L-BFGS-B", callback=report,
-            options={"maxiter": max_iter, "gtol": tol, "maxfun": 20 * max_iter},
-        )
-
-
-def _scipy_blas_on_one_thread():
-    """Hold to one thread the BLAS libraries SciPy ships in its own directories.
-
-    SciPy's wheels bring an OpenBLAS of their own besides NumPy's, and L-BFGS-B calls it for
-    its vector operations on θ. Its threads then wake for those and spin beside NumPy's (the
-    ``"numpy"`` backend's products), three or four busy threads on the cores: L-BFGS on digits
-    with the ``"numpy"`` backend took 11.0 ms an iteration against 1.35 ms with every BLAS on
-    one thread (the objective alone, 1.0–1.2 ms a call). Where NumPy and SciPy share one BLAS
-    (conda, distribution packages), nothing is limited.
-    """
-    scipy_dirs = tuple(os.path.dirname(scipy.__file__) + suffix
-                       for suffix in (os.sep, ".libs" + os.sep))
-    controller = ThreadpoolController()
-    scipy_blas = [lib.filepath for lib in controller.lib_controllers
-                  if lib.user_api == "blas" and lib.filepath.startswith(scipy_dirs)]
-    if not scipy_blas:
-        return nullcontext()
-    return controller.select(filepath=scipy_blas).limit(limits=1)

@@ -15,7 +15,8 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from fastnn._validation import check_choice
-from fastnn.optim import lbfgs, make_optimizer
+from fastnn.lbfgs import lbfgs
+from fastnn.optim import make_optimizer
 
 SOLVERS = ("lbfgs", "gd", "sgd", "adam")
 STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -46,10 +47,10 @@ class History:
     records: list = field(default_factory=list)
     stopped: str = "max_iter"
     """Why training ended: "max_iter", "converged", "early_stopping", "callback",
-    "interrupted", or for L-BFGS "max_fun" (SciPy's limit on evaluations) and "abnormal" (its
-    line search failed); ``message`` has SciPy's own words."""
+    "interrupted", or for L-BFGS "max_fun" (its limit on evaluations of J) and "abnormal" (its
+    line search found no lower J along −∇J); ``message`` has L-BFGS's own words."""
     message: str = ""
-    """SciPy's message when L-BFGS ended by itself, else empty."""
+    """:func:`fastnn.lbfgs.lbfgs`'s message when L-BFGS ended by itself, else empty."""
 
     def __getitem__(self, key):
         """The column ``key`` of the records, e.g. ``history["cost"]``."""
@@ -127,7 +128,7 @@ class _Monitor:
 
 
 class _Diverged(Exception):
-    """Raised from inside SciPy's L-BFGS when J is not finite, to end it at once."""
+    """Raised from inside L-BFGS when J is not finite, to end it at once."""
 
 
 def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200,
@@ -143,7 +144,7 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     theta : ndarray of shape (P,)
         Starting parameters (not modified).
     solver : {"lbfgs", "gd", "sgd", "adam"}
-        L-BFGS (SciPy's L-BFGS-B) and ``gd`` use the full batch each iteration; ``sgd``
+        L-BFGS (:func:`fastnn.lbfgs.lbfgs`) and ``gd`` use the full batch each iteration; ``sgd``
         (momentum, Nesterov by default) and ``adam`` go through shuffled mini-batches, one epoch
         per iteration, the penalty of each batch scaled by the full m.
     learning_rate : float
@@ -156,7 +157,7 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
         For ``sgd``.
     tol : float
         The full-batch solvers stop when the largest component of ∇J is at most ``tol`` (for
-        L-BFGS: SciPy's ``gtol``, on the projected gradient). For sgd and adam, see
+        L-BFGS too, as SciPy's ``gtol``). For sgd and adam, see
         ``n_iter_no_change``.
     n_iter_no_change : int
         sgd and adam stop when the monitored score (the validation score with
@@ -193,7 +194,7 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     Warns
     -----
     sklearn.exceptions.ConvergenceWarning
-        When L-BFGS stops on SciPy's evaluation limit or a failed line search
+        When L-BFGS stops on its evaluation limit or a failed line search
         (``history.stopped`` is "max_fun" or "abnormal").
     """
     check_choice(solver, "solver", SOLVERS)
@@ -252,7 +253,7 @@ def _run_lbfgs(objective, theta, max_iter, tol, monitor):
         reason = monitor.record(theta, J)
         if reason is not None:
             stop.append(reason)
-            raise StopIteration  # SciPy ends the minimization cleanly
+            raise StopIteration  # L-BFGS ends the minimization cleanly
 
     def guarded(vec):
         J, grad = objective(vec)
@@ -269,7 +270,7 @@ def _run_lbfgs(objective, theta, max_iter, tol, monitor):
 
 
 def _lbfgs_reason(result, max_iter):
-    """Why SciPy's L-BFGS-B ended, from its status: 0 converged, 1 an iteration or evaluation
+    """Why L-BFGS ended, from its status: 0 converged, 1 an iteration or evaluation
     limit, anything else an abnormal end (a line search that found no decrease)."""
     if result.status == 0:
         return "converged"

@@ -1,6 +1,6 @@
 """The training loop: solvers, history, early stopping, callbacks, interrupt, divergence."""
 
-import os
+import functools
 import warnings
 
 import numpy as np
@@ -73,38 +73,6 @@ def test_callback_stops_and_sees_records(problem):
     assert result.history.stopped == "callback"
 
 
-@pytest.mark.parametrize("backend", ["numpy", "numba-parallel"])
-def test_lbfgs_holds_scipys_own_blas_to_one_thread(backend):
-    """SciPy's wheels ship an OpenBLAS besides NumPy's, which L-BFGS-B calls between
-    evaluations: during an L-BFGS run it has one thread; NumPy's keeps its threads with the
-    "numpy" backend (its products use them); both are as before afterwards."""
-    import scipy
-    from threadpoolctl import threadpool_info
-
-    scipy_dir = os.path.dirname(scipy.__file__)
-    def threads():
-        return {info["filepath"]: info["num_threads"] for info in threadpool_info()
-                if info["user_api"] == "blas"}
-
-    before = threads()
-    scipy_own = [path for path in before if path.startswith(scipy_dir)]
-    if not scipy_own or len(before) < 2:
-        pytest.skip("SciPy uses NumPy's BLAS here")
-    thetas, X, y = make_problem(LAYERS, m=100, target="multiclass")
-    objective = fastnn.Objective(LAYERS, X, y, lam=0.1, backend=backend)
-    seen = []
-    train(objective, fastnn.pack(thetas), solver="lbfgs", max_iter=3,
-          callbacks=[lambda record: seen.append(threads())])
-    assert len(seen) == 3
-    for during in seen:
-        for path, n in during.items():
-            if path in scipy_own or backend != "numpy":
-                assert n == 1, path
-            else:
-                assert n == before[path], path
-    assert threads() == before
-
-
 def test_early_stopping_keeps_the_best(problem):
     objective, validation, theta0 = problem
     result = train(objective, theta0, solver="sgd", learning_rate=0.5, max_iter=300,
@@ -162,7 +130,7 @@ def test_lbfgs_that_fails_its_line_search_says_so(problem):
     assert "ABNORMAL" in result.history.message
 
 
-def test_lbfgs_that_converges_reports_scipys_reason(problem):
+def test_lbfgs_that_converges_reports_its_reason(problem):
     objective, _, theta0 = problem
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning on convergence
@@ -172,14 +140,10 @@ def test_lbfgs_that_converges_reports_scipys_reason(problem):
     assert np.abs(objective(result.theta)[1]).max() <= 1e-3
 
 
-def test_lbfgs_at_scipys_evaluation_limit_warns(problem, monkeypatch):
+def test_lbfgs_at_its_evaluation_limit_warns(problem, monkeypatch):
     objective, _, theta0 = problem
-    real_minimize = fastnn.optim.minimize
-
-    def few_evaluations(*args, options, **kwargs):
-        return real_minimize(*args, options={**options, "maxfun": 3}, **kwargs)
-
-    monkeypatch.setattr(fastnn.optim, "minimize", few_evaluations)
+    monkeypatch.setattr(fastnn.trainer, "lbfgs", functools.partial(fastnn.trainer.lbfgs,
+                                                                   max_fun=3))
     with pytest.warns(ConvergenceWarning, match=r"\(max_fun\)"):
         result = train(objective, theta0, solver="lbfgs", max_iter=50)
     assert result.history.stopped == "max_fun"

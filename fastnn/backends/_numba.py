@@ -69,17 +69,11 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from fastnn._jit import compile_loop
+from fastnn._jit import FASTMATH, compile_loop
 from fastnn.activations import ACTIVATIONS, activate_row, scale_by_derivative_row, sigmoid
 from fastnn.backends._base import Backend
 from fastnn.losses import loss_term_and_delta
 from fastnn.network import penalty_mask, theta_offsets
-
-FASTMATH = {"reassoc", "contract"}
-"""The only fast-math flags the kernels use: reassociation lets the dot-product and axpy loops
-vectorize, contraction lets them use FMA. Never ``nnan``/``ninf`` (the cost and the input
-checks rely on inf and NaN semantics), so never ``fastmath=True``. Results change by rounding
-only; the tests pin them against the NumPy backend and the naive reference to 1e-12."""
 
 BLOCK = 64
 """Examples per block. Each weight loaded serves a whole block; the activations and δ of one

@@ -35,11 +35,11 @@ examples on every batch. How each implementation runs it:
 
 Differences no setting removes: the three shuffle the examples in different orders (each the same
 order every run), so after an epoch of more than one batch their J differ a little; and L-BFGS
-differs in its line search (SciPy's L-BFGS-B for fastnn and scikit-learn, PyTorch's strong-Wolfe
-search), so in the evaluations per iteration, which the time per iteration includes, and in the
-path it takes. SciPy also ends a run early when J decreases by less than a relative 2.2e-9
-(``ftol``), PyTorch when an iteration cannot step; the time is divided by the iterations each run
-did.
+differs in its line search (fastnn's strong-Wolfe search, SciPy's L-BFGS-B for scikit-learn,
+PyTorch's strong-Wolfe search), so in the evaluations per iteration, which the time per
+iteration includes, and in the path it takes. fastnn and SciPy also end a run early when J
+decreases by less than a relative 2.2e-9 (``ftol``), PyTorch when an iteration cannot step; the
+time is divided by the iterations each run did.
 """
 
 import time
@@ -80,11 +80,11 @@ MOMENTUM = 0.9
 LBFGS_ITER = 100
 """L-BFGS iterations per timed run, with ``tol = 0``: none stops on a small gradient."""
 EVALUATIONS_PER_ITERATION = 20
-"""Most evaluations of J per L-BFGS iteration: :func:`fastnn.optim.lbfgs` gives SciPy
-``maxfun = 20 · max_iter``; scikit-learn (``max_fun``) and PyTorch (``max_eval``) get the same."""
+"""Most evaluations of J per L-BFGS iteration: :func:`fastnn.lbfgs.lbfgs` allows
+``max_fun = 20 · max_iter``; scikit-learn (``max_fun``) and PyTorch (``max_eval``) get the same."""
 LBFGS_HISTORY = 10
-"""Corrections kept by L-BFGS: SciPy's default ``maxcor``, which fastnn and scikit-learn use;
-PyTorch's ``history_size`` is set to it."""
+"""Corrections kept by L-BFGS: SciPy's default ``maxcor`` and fastnn's ``HISTORY``, which
+scikit-learn uses; PyTorch's ``history_size`` is set to it."""
 
 
 class TrainingRun(NamedTuple):
