@@ -488,13 +488,18 @@ def format_training_report(report):
         count, per = ("iterations", "ms/iter") if solver == "lbfgs" else ("batch", "ms/epoch")
         lines.append(f"{count:>10} {'implementation':<15} {per:>10} {'examples/s':>11} "
                      f"{'× peer':>7} {'best ' + per:>15} {'× peer':>7} {'J reached':>10}")
-        best = {r["implementation"]: best_seconds(r) for r in rows}
-        best_peer = min((t for name, t in best.items() if name in PEERS), default=None)
+        # One table holds every batch size of a solver: the best runs compared per batch size.
+        best_peer = {}
+        for r in rows:
+            if r["implementation"] in PEERS:
+                size = r["batch_size"]
+                best_peer[size] = min(best_peer.get(size, np.inf), best_seconds(r))
         for r in rows:
             count = min(r["iterations"]) if solver == "lbfgs" else r["batch_size"]
             ratio = f"{r['vs_fastest_peer']:.2f}" if r["vs_fastest_peer"] else "-"
-            own = best[r["implementation"]]
-            best_ratio = f"{own / best_peer:.2f}" if best_peer else "-"
+            own = best_seconds(r)
+            peer = best_peer.get(r["batch_size"])
+            best_ratio = f"{own / peer:.2f}" if peer else "-"
             lines.append(f"{count:>10} {r['implementation']:<15} {r['median_s'] * 1e3:>10.2f} "
                          f"{r['examples_per_s']:>11.3g} {ratio:>7} {own * 1e3:>15.2f} "
                          f"{best_ratio:>7} {r['J']:>10.6f}")
