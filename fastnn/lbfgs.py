@@ -49,6 +49,10 @@ fastnn set it)."""
 FTOL = 1e7 * np.finfo(np.float64).eps
 """Relative decrease of J at or below which an iteration ends the run, by default: SciPy's
 default ``ftol`` (``factr`` = 1e7 times the float64 ε, 2.2e-9)."""
+STEP_MAX = 1e10
+"""Largest step the line search extrapolates to (L-BFGS-B's ``stpmax`` without bounds): along a
+direction where J keeps falling (no minimum, as with λ = 0 on separable data), the search ends
+there, at its last step, instead of growing t until J overflows."""
 XTOL = 1e-12
 """Relative width of the bracket at which the line search's zoom gives up."""
 
@@ -198,8 +202,8 @@ def _line_search(phi, J0, slope0, t, budget):
     200 examples, 10-6-1, 30 iterations, one line search extrapolating 1 → 33) ended 3.5e-8
     apart, 1.1e-9 with fixed steps (SciPy's L-BFGS-B: 1.2e-10).
 
-    Returns ``(t, J)``. When ``budget`` evaluations end first, the lowest point found that
-    satisfies sufficient decrease; ``t = 0`` when there is none.
+    Returns ``(t, J)``. When ``budget`` evaluations end first (or t reaches ``STEP_MAX``), the
+    lowest point found that satisfies sufficient decrease; ``t = 0`` when there is none.
     """
     prev = (0.0, J0, slope0)
     while phi.evaluations < budget:
@@ -212,7 +216,9 @@ def _line_search(phi, J0, slope0, t, budget):
         phi.keep()
         if slope >= 0:
             return _zoom(phi, J0, slope0, point, prev, budget)
-        t = t + 4 * (t - prev[0])
+        if t >= STEP_MAX:
+            return t, J
+        t = min(t + 4 * (t - prev[0]), STEP_MAX)
         prev = point
     return prev[:2]
 

@@ -15,6 +15,7 @@ from fastnn.lbfgs import (
     C2,
     CONVERGED_DECREASE,
     CONVERGED_GRADIENT,
+    STEP_MAX,
     STOP_CALLBACK,
     STOP_EVALUATIONS,
     STOP_ITERATIONS,
@@ -184,6 +185,17 @@ def test_relative_decrease_stop():
     θ = 1e-5: the first step lowers J by 3e-10)."""
     result = lbfgs(lambda x: (1.0 + x @ x, 2 * x), np.full(3, 1e-5), max_iter=100, tol=0.0)
     assert (result.status, result.message, result.nit) == (0, CONVERGED_DECREASE, 1)
+
+
+def test_unbounded_direction_stops_at_the_largest_step():
+    """J = −θ₀ falls without end along d = −∇J: the line search extrapolates up to
+    ``STEP_MAX`` and stops there with a finite J, not at an overflow."""
+    phi = _Line(lambda x: (-x[0], np.array([-1.0, 0.0])), 2)
+    x, d = np.zeros(2), np.array([1.0, 0.0])
+    phi.start(x, d)
+    t, J = _line_search(phi, 0.0, -1.0, 1.0, budget=40)
+    assert t == STEP_MAX and J == -STEP_MAX
+    assert phi.evaluations == 18  # t = 1, 5, 21, 85, ... (steps growing 4-fold), then 1e10
 
 
 def test_wrong_gradient_ends_abnormally():
