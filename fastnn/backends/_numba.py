@@ -56,9 +56,9 @@ unit_offsets[1])``; layer 1 is read straight from X.
 That chunked kernel serves full batches and small networks. A mini-batch of a large network
 (see ``BATCH_ROWS``) goes through the batch kernel, :func:`_batch_cost_and_grad`, which keeps
 the activations and δ of every example of the batch, reads the batch's rows of X through their
-indices, keeps them as rows (A(l) of shape (b, s_l)), and splits the Δ products by columns of
-Δ(l) instead of by examples, so that no thread holds a copy of Δ; it also adds the penalty and
-writes ∇J in the dtype of θ in the same call.
+indices where they are (never copied), keeps the activations as rows (A(l) of shape (b, s_l)),
+and splits the Δ products by columns of Δ(l) instead of by examples, so that no thread holds a
+copy of Δ; it also adds the penalty and writes ∇J in the dtype of θ in the same call.
 """
 
 import functools
@@ -106,15 +106,17 @@ def n_chunks(m):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _add_product(C, B, OUT):
+def _add_product(C, B, OUT, cols=None):
     """OUT += C B for C of shape (R, T), B (T, N), OUT (R, N); rows of B and OUT contiguous.
+    ``cols``: C's columns are C[:, cols] (T = len(cols)), read where they are.
 
     A 4 × 4 tile of C is held in registers while the innermost loop runs along rows of B and
     OUT: every element of B loaded serves four rows of OUT, every element of OUT loaded and
     stored takes four products, and the lanes are independent, so the loop vectorizes without
     reassociation. The three products of backpropagation are all of this form.
     """
-    R, T = C.shape
+    R = C.shape[0]
+    T = C.shape[1] if cols is None else cols.shape[0]
     N = OUT.shape[1]
     R4 = R - R % 4
     T4 = T - T % 4
@@ -122,10 +124,14 @@ def _add_product(C, B, OUT):
         o0, o1, o2, o3 = OUT[r], OUT[r + 1], OUT[r + 2], OUT[r + 3]
         for t in range(0, T4, 4):
             b0, b1, b2, b3 = B[t], B[t + 1], B[t + 2], B[t + 3]
-            c00, c01, c02, c03 = C[r, t], C[r, t + 1], C[r, t + 2], C[r, t + 3]
-            c10, c11, c12, c13 = C[r + 1, t], C[r + 1, t + 1], C[r + 1, t + 2], C[r + 1, t + 3]
-            c20, c21, c22, c23 = C[r + 2, t], C[r + 2, t + 1], C[r + 2, t + 2], C[r + 2, t + 3]
-            c30, c31, c32, c33 = C[r + 3, t], C[r + 3, t + 1], C[r + 3, t + 2], C[r + 3, t + 3]
+            if cols is None:
+                t0, t1, t2, t3 = t, t + 1, t + 2, t + 3
+            else:
+                t0, t1, t2, t3 = cols[t], cols[t + 1], cols[t + 2], cols[t + 3]
+            c00, c01, c02, c03 = C[r, t0], C[r, t1], C[r, t2], C[r, t3]
+            c10, c11, c12, c13 = C[r + 1, t0], C[r + 1, t1], C[r + 1, t2], C[r + 1, t3]
+            c20, c21, c22, c23 = C[r + 2, t0], C[r + 2, t1], C[r + 2, t2], C[r + 2, t3]
+            c30, c31, c32, c33 = C[r + 3, t0], C[r + 3, t1], C[r + 3, t2], C[r + 3, t3]
             for n in range(N):
                 x0, x1, x2, x3 = b0[n], b1[n], b2[n], b3[n]
                 o0[n] += c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3
@@ -134,7 +140,8 @@ def _add_product(C, B, OUT):
                 o3[n] += c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3
         for t in range(T4, T):
             b0 = B[t]
-            c0, c1, c2, c3 = C[r, t], C[r + 1, t], C[r + 2, t], C[r + 3, t]
+            t0 = t if cols is None else cols[t]
+            c0, c1, c2, c3 = C[r, t0], C[r + 1, t0], C[r + 2, t0], C[r + 3, t0]
             for n in range(N):
                 x = b0[n]
                 o0[n] += c0 * x
@@ -144,7 +151,7 @@ def _add_product(C, B, OUT):
     for r in range(R4, R):
         o = OUT[r]
         for t in range(T):
-            c = C[r, t]
+            c = C[r, t if cols is None else cols[t]]
             b = B[t]
             for n in range(N):
                 o[n] += c * b[n]
@@ -159,8 +166,9 @@ Measured on a block of 64 rows (µs, tile ÷ dot products, float32 / float64): 4
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _add_dot_products(C, W, OUT, w_off=0):
+def _add_dot_products(C, W, OUT, w_off=0, rows=None):
     """OUT += C Wᵀ for C of shape (R, T), W (N, T), OUT (R, N); rows of C and W contiguous.
+    ``rows``: C's rows are C[rows] (R = len(rows)), read where they are.
 
     Each entry is the dot product of a row of C and a row of W; four rows of C against four
     of W are taken at a time (sixteen running sums in the dtype of C), so every element loaded
@@ -168,13 +176,17 @@ def _add_dot_products(C, W, OUT, w_off=0):
     (a layer of few units, N < ``NARROW``) this beats :func:`_add_product`, whose vector loop
     runs along N. ``w_off``: the rows of W start at that column (1: W = Θ(l), read in place).
     """
-    R, T = C.shape
+    R = C.shape[0] if rows is None else rows.shape[0]
+    T = C.shape[1]
     N = W.shape[0]
     zero = np.zeros(1, C.dtype)[0]
     R4 = R - R % 4
     N4 = N - N % 4
     for r in range(0, R4, 4):
-        c0, c1, c2, c3 = C[r], C[r + 1], C[r + 2], C[r + 3]
+        if rows is None:
+            c0, c1, c2, c3 = C[r], C[r + 1], C[r + 2], C[r + 3]
+        else:
+            c0, c1, c2, c3 = C[rows[r]], C[rows[r + 1]], C[rows[r + 2]], C[rows[r + 3]]
         for n in range(0, N4, 4):
             w0, w1, w2, w3 = W[n, w_off:], W[n + 1, w_off:], W[n + 2, w_off:], W[n + 3, w_off:]
             s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
@@ -229,7 +241,7 @@ def _add_dot_products(C, W, OUT, w_off=0):
             OUT[r + 2, n] += s2
             OUT[r + 3, n] += s3
     for r in range(R4, R):
-        c = C[r]
+        c = C[r] if rows is None else C[rows[r]]
         for n in range(N):
             w = W[n, w_off:]
             s = zero
@@ -324,15 +336,16 @@ def _layer_rows(buf, layers, unit_offsets, l, b, start, stop):
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _propagate_block(theta, layers, offsets, unit_offsets, W, WT, w_offsets, X_block,
-                     activation, acts, b, start, in_place=False):
+                     activation, acts, b, start, in_place=False, rows=None):
     """A(l+1) = g(A(l) W(l)ᵀ + Θ(l)[:, 0]) for a block of examples (rows); z(L) last, not σ.
 
     The block's rows go to rows ``start ...`` of ``acts``, a buffer of b rows per layer. The
     product goes through :func:`_add_dot_products` (with W) for a layer of fewer than
     ``NARROW`` units, else through :func:`_add_product` (with Wᵀ); ``in_place``: through
     :func:`_add_dot_products` with the rows of Θ(l) from column 1, for every layer (W and WT
-    are not read)."""
-    nb = X_block.shape[0]
+    are not read). ``rows``: the block's examples are X_block[rows], read where they are (the
+    batch kernel's mini-batch), the first layer as dot products with Θ(0) in place."""
+    nb = X_block.shape[0] if rows is None else rows.shape[0]
     n_weights = layers.shape[0] - 1
     A_in = X_block
     for l in range(n_weights):
@@ -341,7 +354,9 @@ def _propagate_block(theta, layers, offsets, unit_offsets, W, WT, w_offsets, X_b
         Z = _layer_rows(acts, layers, unit_offsets, l + 1, b, start, start + nb)
         for r in range(nb):
             Z[r] = Theta[:, 0]
-        if in_place:
+        if l == 0 and rows is not None:
+            _add_dot_products(X_block, Theta, Z, 1, rows)
+        elif in_place:
             _add_dot_products(A_in, Theta, Z, 1)
         elif s_out < NARROW:
             _add_dot_products(A_in, W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)), Z)
@@ -758,7 +773,7 @@ def _batch_blocks(b):
 
 def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks, X, rows,
                          labels, Y, weights, activation, output, need_grad, penalty, grad,
-                         W, Xb, acts, deltas, bias_parts, Ds):
+                         W, acts, deltas, bias_parts, Ds):
     """J and ∇J on the b ≤ ``BATCH_ROWS`` examples ``X[rows]``, written into ``grad``, with
     the work arrays of :class:`BatchBuffers` (for at least b rows).
 
@@ -771,18 +786,29 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
        for backpropagation; networks of one hidden layer skip this step and backpropagate
        through Θ in place (see :func:`_backprop_in_place`; the forward pass always reads Θ in
        place).
-    2. Over blocks of examples (``BATCH_BLOCKS``), in parallel: the rows gathered through
-       ``rows`` (the batch is never copied out of X by the caller), the forward pass, the loss
-       terms and δ(L), and δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)), kept for every example, with the
-       block's sums Σ_i δ(l+1)_i for the bias columns (``bias_parts``, a row per block).
+    2. Over blocks of examples (``BATCH_BLOCKS``), in parallel: the forward pass, its first
+       layer reading the rows of X through ``rows`` (the batch is never copied out of X, by
+       the caller or here), the loss terms and δ(L), and δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)),
+       kept for every example, with the block's sums Σ_i δ(l+1)_i for the bias columns
+       (``bias_parts``, a row per block).
     3. Over tasks of columns k of one Δ(l) (see ``BATCH_TASKS``), in parallel: the transposed
        block Δ(l)[:, 1 + k]ᵀ = Σ_i A(l)_ik δ(l+1)_iᵀ, summed over the examples in order, as
        the product A(l)[:, k0:k1]ᵀ δ(l+1), whose rows run along the s_(l+1) units (a long,
-       vectorized inner loop, and no copy of A(l)), then scaled and penalized straight into
+       vectorized inner loop, and no copy of A(l); A(0) is X, its columns read through
+       ``rows``), then scaled and penalized straight into
        ``grad``; the task of column 0 adds the blocks' bias sums in block order.
 
     Every sum runs in a fixed order over examples, blocks or tasks, so the serial and parallel
     compilations agree bitwise, whatever the number of threads.
+
+    Reading X through ``rows`` (the forward's dot products, the Δ(0) tasks' columns) in place
+    of gathering the batch's rows into a buffer first gives bitwise the same J and ∇J; the
+    gather had cost 0.34 ms of a 2.9 ms call on 1024 rows of 784-128-10 float32 (3.2 MB from
+    DRAM), the forward then takes ≈ 0.1 ms more and the Δ(0) tasks, whose rows are now
+    scattered over X, 0–0.1 ms more. Measured (this ÷ the gathering kernel, interleaved in one
+    process, 12 alternating rounds of 30 batches, numba-parallel): 784-128-10 float32 0.90–0.94
+    at 1024 rows, 0.88–0.94 at 200 (once 1.03), 1.01 at 64; float64 0.89–0.97 at 200,
+    1.00–1.07 at 1024; 784-256-128-64-10 0.97–0.99, float64 at 64 rows 1.06–1.08.
     """
     b = rows.shape[0]
     L = layers.shape[0]
@@ -799,10 +825,8 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     for block in prange(n_blocks):
         start = block * block_rows
         stop = min(start + block_rows, b)
-        for r in range(start, stop):
-            Xb[r] = X[rows[r]]
-        _propagate_block(theta, layers, offsets, unit_offsets, W, W, w_offsets, Xb[start:stop],
-                         activation, acts, b, start, True)  # in place: W, Wᵀ not read
+        _propagate_block(theta, layers, offsets, unit_offsets, W, W, w_offsets, X, activation,
+                         acts, b, start, True, rows[start:stop])  # in place: W, Wᵀ not read
         Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, b, start, stop)
         d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, b, start, stop)
         block_costs[block] = _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output,
@@ -833,13 +857,16 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
         if need_grad:
             G = grad[offsets[l] : offsets[l + 1]].reshape((s_out, s_in + 1))
             d_out = _layer_rows(deltas, layers, unit_offsets, l + 1, b, 0, b)
-            A_in = Xb[:b] if l == 0 else _layer_rows(acts, layers, unit_offsets, l, b, 0, b)
             width = k1 - k0
             DT = Ds[q, : width * s_out].reshape((width, s_out))  # Δ(l)[:, 1 + k0 : 1 + k1]ᵀ
             DT[:] = 0.0
             step = max(4, PASS_BYTES // (s_out * d_out.itemsize) // 4 * 4)
             for i in range(0, b, step):
-                _add_product(A_in[i : i + step, k0:k1].T, d_out[i : i + step], DT)
+                if l == 0:  # the batch's rows of X, read where they are
+                    _add_product(X[:, k0:k1].T, d_out[i : i + step], DT, rows[i : i + step])
+                else:
+                    A_in = _layer_rows(acts, layers, unit_offsets, l, b, i, min(i + step, b))
+                    _add_product(A_in[:, k0:k1].T, d_out[i : i + step], DT)
             if k0 == 0:
                 unit0 = unit_offsets[l + 1] - unit_offsets[1]
                 for j in range(s_out):
@@ -871,7 +898,7 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
 class BatchBuffers:
     """The work arrays of :func:`_batch_cost_and_grad` for up to ``capacity`` rows of one
     network and dtype: copies of W(l) (laid out like every layer's, filled for l ≥ 1), the
-    batch's rows of X, its activations and δ, each block's bias sums and each Δ task's block
+    batch's activations and δ, each block's bias sums and each Δ task's block
     of Δ(l)ᵀ. A training run keeps them in the data's
     :class:`~fastnn.backends._base.Workspace` and so allocates nothing per step."""
 
@@ -882,7 +909,6 @@ class BatchBuffers:
         self.capacity = capacity
         self.arrays = (
             np.empty(w_offsets[-1], dtype=dtype),  # W
-            np.empty((capacity, layers[0]), dtype=dtype),  # Xb
             np.empty(capacity * n_units, dtype=dtype),  # acts
             np.empty(capacity * n_units, dtype=dtype),  # deltas
             # bias_parts: _batch_blocks(b) gives at most BATCH_BLOCKS blocks up to b = 1024
