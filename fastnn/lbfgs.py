@@ -169,7 +169,7 @@ class _Line:
     def start(self, theta, d):
         self.theta, self.d = theta, d
         self.evaluations = 0
-        self.last = self.kept = None
+        self.last = None
 
     def __call__(self, t):
         _trial(self.theta, t, self.d, self.theta_new)
@@ -182,7 +182,6 @@ class _Line:
     def keep(self):
         """Keep the gradient of the last point evaluated (the lowest point so far)."""
         self.grad_kept[:] = self.grad_new
-        self.kept = self.last
 
     def settle(self, t):
         """Leave θ + t d and its gradient in the buffers (t is the last point or the kept one)."""
