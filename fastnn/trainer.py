@@ -200,9 +200,9 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     check_choice(solver, "solver", SOLVERS)
     theta = np.array(theta, dtype=objective.dtype)
     batch = objective.m if solver in ("lbfgs", "gd") else max(1, min(batch_size, objective.m))
-    # With a Numba backend, BLAS only does the optimizer's vector operations; OpenBLAS's
-    # threads would wake for them and spin afterwards, taking the cores from Numba's threads
-    # (measured: L-BFGS on digits with numba-parallel 2.6 s with BLAS threads, 0.4 s without).
+    # With a Numba backend, any BLAS call around the loop would wake OpenBLAS's threads to
+    # spin afterwards, taking the cores from Numba's threads (measured with SciPy's L-BFGS-B,
+    # which called BLAS: digits with numba-parallel 2.6 s with BLAS threads, 0.4 s without).
     blas_limit = (threadpool_limits(limits=1, user_api="blas")
                   if objective.backend_name(batch) != "numpy" else nullcontext())
     stochastic = solver in STOCHASTIC_SOLVERS
