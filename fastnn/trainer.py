@@ -5,13 +5,14 @@ into steps (:mod:`fastnn.optim`). Monitoring is returned in a :class:`History`, 
 a tqdm progress bar is shown only when ``verbose``.
 """
 
+import functools
 import time
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 from fastnn._validation import check_choice
@@ -127,6 +128,18 @@ class _Monitor:
         return TrainResult(keep.copy(), self.history, float(self.best_loss), optimizer)
 
 
+@functools.cache
+def _blas():
+    """threadpoolctl's controller of the thread pools loaded in this process, made once.
+
+    Making one reads /proc/self/maps, long with Numba's compiled code mapped: under cProfile,
+    100 ``partial_fit`` calls of a 200-row batch (784-128-10, adam) spent 3.7 ms a call in
+    ``threadpool_limits`` and 1.6 ms in the (J, ∇J) kernel. Pools loaded later (say
+    PyTorch's) are not in it; the BLAS fastnn calls is NumPy's, loaded before fastnn.
+    """
+    return ThreadpoolController()
+
+
 class _Diverged(Exception):
     """Raised from inside L-BFGS when J is not finite, to end it at once."""
 
@@ -200,10 +213,11 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     check_choice(solver, "solver", SOLVERS)
     theta = np.array(theta, dtype=objective.dtype)
     batch = objective.m if solver in ("lbfgs", "gd") else max(1, min(batch_size, objective.m))
-    # With a Numba backend, any BLAS call around the loop would wake OpenBLAS's threads to
-    # spin afterwards, taking the cores from Numba's threads (measured with SciPy's L-BFGS-B,
-    # which called BLAS: digits with numba-parallel 2.6 s with BLAS threads, 0.4 s without).
-    blas_limit = (threadpool_limits(limits=1, user_api="blas")
+    # With a Numba backend, any BLAS call around the loop (the validation set's forward pass
+    # when "auto" gives it to NumPy, a callback) would wake OpenBLAS's threads to spin
+    # afterwards, taking the cores from Numba's threads (measured with SciPy's L-BFGS-B, which
+    # called BLAS: digits with numba-parallel 2.6 s with BLAS threads, 0.4 s without).
+    blas_limit = (_blas().limit(limits=1, user_api="blas")
                   if objective.backend_name(batch) != "numpy" else nullcontext())
     stochastic = solver in STOCHASTIC_SOLVERS
     # disable=None: a bar on a terminal only, not one line per update in a log file.

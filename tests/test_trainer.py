@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import threadpoolctl
 from sklearn.exceptions import ConvergenceWarning
 
 import fastnn
@@ -274,3 +275,23 @@ def test_float32_rules_keep_their_state_and_arithmetic_in_float32(solver):
     widened = restored.astype(np.float64)
     assert widened.dtype == np.float64
     assert all(array.dtype == np.float64 for array in widened.state()[1].values())
+
+
+def blas_threads():
+    return {pool["num_threads"] for pool in threadpoolctl.threadpool_info()
+            if pool["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize(("backend", "limited"), [("numba", True), ("numba-parallel", True),
+                                                  ("numpy", False)])
+def test_blas_held_to_one_thread_around_numba_training_only(backend, limited):
+    thetas, X, y = make_problem(LAYERS, m=100, target="multiclass")
+    objective = fastnn.Objective(LAYERS, X, y, lam=0.1, backend=backend)
+    theta0 = fastnn.pack(thetas)
+    seen = []
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        for _ in range(2):  # the second call through the controller made by the first
+            train(objective, theta0, solver="adam", max_iter=2, batch_size=64, random_state=0,
+                  callbacks=[lambda record: seen.append(blas_threads())], n_iter_no_change=0)
+            assert blas_threads() == {2}
+    assert seen == [{1} if limited else {2}] * 4
