@@ -88,12 +88,13 @@ class _Monitor:
         self.best_loss = np.inf
         self.no_improvement = 0
         self.last_finite = None
+        """The parameters of the last finite cost when it is not the trainer's θ, set by the
+        mini-batch loop (L-BFGS writes θ with accepted iterates only: θ is the last finite)."""
 
     def record(self, theta, J):
         """Record iteration; return the reason to stop, or None to go on."""
         if not np.isfinite(J):
             return "diverged"
-        self.last_finite = theta.copy()
         record = {"iteration": len(self.history) + 1, "cost": float(J),
                   "time": time.perf_counter() - self.start}
         if self.validation is not None:
@@ -125,7 +126,7 @@ class _Monitor:
         self.history.stopped = stopped
         keep_best = self.early_stopping or stopped not in ("max_iter", "converged")
         keep = self.best_theta if keep_best and self.best_theta is not None else theta
-        return TrainResult(keep.copy(), self.history, float(self.best_loss), optimizer)
+        return TrainResult(keep, self.history, float(self.best_loss), optimizer)
 
 
 @functools.cache
@@ -302,7 +303,9 @@ def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monit
 
     θ lives in two buffers that take turns: each step reads one and writes the other, so the
     parameters a finite cost was taken at stay intact (for divergence) without a copy; ∇J is
-    written into a third, the same every step."""
+    written into a third, the same every step. Nothing P-sized is allocated but these two:
+    a ``partial_fit`` of one batch is a whole run, and every fresh array of P numbers costs its
+    page faults (glibc hands freed memory back to the kernel)."""
     m = objective.m
     rng = np.random.default_rng(random_state)
     current, spare, grad = theta, np.empty_like(theta), np.empty_like(theta)
@@ -314,7 +317,7 @@ def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monit
                 rows = None if order is None else np.sort(order[start:start + batch])
                 J, _ = objective(current, rows=rows, out=grad)
                 if not np.isfinite(J):
-                    return "diverged"
+                    return _keep_last_finite(monitor)
                 if gtol is not None and np.abs(grad).max() <= gtol:
                     monitor.record(current, J)
                     return "converged"
@@ -325,11 +328,18 @@ def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monit
             # Full batch: the cost is J at the θ before the step, so record that θ with it.
             # Mini-batch: the epoch's mean batch cost goes with the θ at the end of the epoch.
             reason = monitor.record(monitor.last_finite if batch == m else current, total / m)
+            if reason == "diverged":
+                return _keep_last_finite(monitor)
             if reason is not None:
                 return reason
         return "max_iter"
-    finally:  # last_finite may be either buffer: keep it before θ is overwritten
-        if monitor.last_finite is not None:
-            monitor.last_finite = monitor.last_finite.copy()
+    finally:
         if current is not theta:
             theta[:] = current
+
+
+def _keep_last_finite(monitor):
+    """The last finite θ may be either buffer: copied before θ's is overwritten."""
+    if monitor.last_finite is not None:
+        monitor.last_finite = monitor.last_finite.copy()
+    return "diverged"

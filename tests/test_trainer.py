@@ -100,11 +100,31 @@ def test_keyboard_interrupt_keeps_the_best(problem):
             assert objective.cost(result.theta) == min(result.history["cost"])
 
 
-def test_divergence_is_a_clear_error_with_finite_parameters(problem):
+class Recording(fastnn.Objective):
+    """Keeps (θ, J) of every evaluation."""
+
+    def __call__(self, vec, rows=None, out=None):
+        J, grad = super().__call__(vec, rows, out)
+        self.calls.append((vec.copy(), J))
+        return J, grad
+
+
+# Learning rates that make J overflow after the first step (adam, 1e160), the second (1e150)
+# or the third (1e60): the last finite θ is then in either of the loop's two buffers.
+@pytest.mark.parametrize(("solver", "learning_rate", "batch_size", "finite_steps"),
+                         [("gd", 1e150, 200, 1), ("gd", 1e60, 200, 2), ("sgd", 1e150, 32, 1),
+                          ("sgd", 1e60, 32, 2), ("adam", 1e160, 32, 0)])
+def test_divergence_is_a_clear_error_with_the_last_finite_parameters(
+        problem, solver, learning_rate, batch_size, finite_steps):
     objective, _, theta0 = problem
+    recording = Recording(LAYERS, objective.data.X, objective.data.targets.labels, lam=0.1)
+    recording.calls = []
     with pytest.raises(fastnn.TrainingDiverged, match="lower learning_rate_init") as error:
-        train(objective, theta0, solver="gd", learning_rate=1e300, max_iter=20)
-    assert np.isfinite(error.value.theta).all()
+        train(recording, theta0, solver=solver, learning_rate=learning_rate, max_iter=20,
+              batch_size=batch_size, n_iter_no_change=0, random_state=0)
+    finite = [(theta, J) for theta, J in recording.calls if np.isfinite(J)]
+    assert len(finite) == finite_steps + 1 and not np.isfinite(recording.calls[-1][1])
+    np.testing.assert_array_equal(error.value.theta, finite[-1][0])
     assert np.isfinite(objective.cost(error.value.theta))
 
 
