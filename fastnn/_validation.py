@@ -178,6 +178,20 @@ def check_vector(vec, size, name):
     return vec
 
 
+def check_out(out, size, dtype, name="out"):
+    """An array to write P = ``size`` numbers of ``dtype`` into: writeable, C-contiguous, of
+    shape (size,); returned as is."""
+    if not (isinstance(out, np.ndarray) and out.shape == (size,) and out.dtype == dtype
+            and out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError(
+            f"{name}: expected a writeable C-contiguous array of shape ({size},) and dtype "
+            f"{np.dtype(dtype)}, got "
+            + (f"shape {out.shape}, dtype {out.dtype}" + ("" if out.flags.writeable
+                                                          else ", read-only")
+               if isinstance(out, np.ndarray) else type(out).__name__))
+    return out
+
+
 def check_X(X, n_features, dtype):
     """X as a C-contiguous ``(m, s_1)`` array of ``dtype``, converted once if needed."""
     X_arr = np.asarray(X)

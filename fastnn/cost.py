@@ -21,6 +21,7 @@ from fastnn._validation import (
     check_dtype,
     check_lam,
     check_layers,
+    check_out,
     check_thetas,
     check_X,
 )
@@ -117,14 +118,8 @@ class Objective:
         """
         if out is None:
             return self._evaluate(vec, need_grad=True, rows=rows)
-        if not (isinstance(out, np.ndarray) and out.shape == (self.n_params,)
-                and out.dtype == self.dtype and out.flags.c_contiguous and out.flags.writeable):
-            raise ValueError(
-                f"out: expected a writeable C-contiguous array of shape ({self.n_params},) and "
-                f"dtype {self.dtype}, got "
-                + (f"shape {out.shape}, dtype {out.dtype}" if isinstance(out, np.ndarray)
-                   else type(out).__name__))
-        return self._evaluate(vec, need_grad=True, rows=rows, out=out)
+        return self._evaluate(vec, need_grad=True, rows=rows,
+                              out=check_out(out, self.n_params, self.dtype))
 
     def backend_name(self, rows=None):
         """The backend that evaluates this objective on batches of ``rows`` examples (all of

@@ -37,7 +37,7 @@ from fastnn.backends import BACKENDS
 from fastnn.cost import Objective, forward
 from fastnn.io import ModelFileError, read_model, write_model
 from fastnn.losses import LOSSES
-from fastnn.network import init_weights, pack, theta_shapes, unpack
+from fastnn.network import init_weights, n_params, pack, theta_shapes, unpack, views
 from fastnn.optim import make_optimizer
 from fastnn.trainer import SOLVERS, STOCHASTIC_SOLVERS, TrainingDiverged, train
 
@@ -69,6 +69,18 @@ def _has_stochastic_solver(estimator):
         raise AttributeError(f"partial_fit: only for the mini-batch solvers "
                              f"{STOCHASTIC_SOLVERS}, got solver={estimator.solver!r}")
     return True
+
+
+def _trained_in_place(thetas, layers, dtype):
+    """The vector θ that ``thetas`` are the views of, as the last fit left them, to train in
+    place (no P-sized array made per ``partial_fit``); a packed copy when they are not."""
+    vec = thetas[0].base
+    if (isinstance(vec, np.ndarray) and vec.dtype == dtype and vec.flags.writeable
+            and vec.ndim == 1 and vec.shape[0] == n_params(layers)
+            and all(theta.base is vec and theta.ctypes.data == view.ctypes.data
+                    for theta, view in zip(thetas, views(vec, layers)))):
+        return vec
+    return pack(thetas).astype(dtype, copy=False)
 
 
 class _BaseMLP(BaseEstimator):
@@ -275,7 +287,7 @@ class _BaseMLP(BaseEstimator):
             if [theta.shape for theta in self.thetas_] != theta_shapes(layers):
                 raise ValueError("hidden_layer_sizes: changed since the previous fit; "
                                  "set warm_start=False to start over")
-            theta = pack(self.thetas_).astype(self._dtype(), copy=False)
+            theta = _trained_in_place(self.thetas_, layers, self._dtype())
         else:
             theta = pack(init_weights(layers, seed=rng, dtype=self._dtype()))
         stochastic = self.solver in STOCHASTIC_SOLVERS
@@ -302,7 +314,7 @@ class _BaseMLP(BaseEstimator):
                 nesterov=self.nesterovs_momentum, tol=self.tol,
                 n_iter_no_change=self.n_iter_no_change if max_iter > 1 else 0,
                 validation=validation, early_stopping=self.early_stopping,
-                verbose=self.verbose, random_state=rng, optimizer_state=state)
+                verbose=self.verbose, random_state=rng, optimizer_state=state, out=theta)
         except TrainingDiverged as error:
             self._set_fitted(error.theta, layers, error.history, np.inf, warm)
             raise
@@ -315,7 +327,7 @@ class _BaseMLP(BaseEstimator):
 
     def _set_fitted(self, theta, layers, history, best_loss, warm):
         """Fitted attributes; a warm continuation extends the curves of the previous fits."""
-        self.thetas_ = unpack(np.asarray(theta, dtype=self._dtype()), layers)  # θ is ours
+        self.thetas_ = unpack(theta, layers)  # θ is the estimator's own
         self.history_ = history
         self.loss_curve_ = (self.loss_curve_ if warm else []) + history["cost"]
         self.n_iter_ = (self.n_iter_ if warm else 0) + len(history)

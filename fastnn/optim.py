@@ -78,6 +78,20 @@ class GradientDescent:
         self.learning_rate = learning_rate
         self.dtype = np.dtype(dtype)
         self.t = 0
+        self._work = None
+
+    def work_arrays(self, n_params):
+        """``(out, grad)``: two arrays of P = ``n_params`` numbers in the rule's dtype for the
+        loop around it, the θ an update writes and the ∇J it reads, made at the first call and
+        kept with the rule, so that a run it continues (``partial_fit``) allocates none: a
+        fresh array of P numbers costs its page faults each call (glibc gives freed memory
+        back to the kernel). Not part of :meth:`state`, nor pickled."""
+        if getattr(self, "_work", None) is None or self._work[0].shape[0] != n_params:
+            self._work = (np.empty(n_params, self.dtype), np.empty(n_params, self.dtype))
+        return self._work
+
+    def __getstate__(self):
+        return {**self.__dict__, "_work": None}
 
     def update(self, theta, grad, out, parallel=False):
         """Write θ + step into ``out`` (shape and dtype of θ; may be θ itself); ``parallel``:
@@ -107,6 +121,7 @@ class GradientDescent:
         dtype = np.dtype(dtype)
         if dtype != self.dtype:
             self.dtype = dtype
+            self._work = None
             for name in self.STATE:
                 setattr(self, name, getattr(self, name).astype(dtype))
         return self

@@ -105,6 +105,23 @@ def test_partial_fit_continues(solver):
         clf.partial_fit(X, y + 5)
 
 
+def test_partial_fit_trains_the_weights_in_place():
+    """As scikit-learn's: the arrays of ``thetas_`` are updated, no new θ is made per call."""
+    X, y = make_blobs(n_samples=120, centers=3, random_state=0)
+    clf = MLPClassifier(hidden_layer_sizes=(5,), solver="adam", random_state=0)
+    thetas = clf.partial_fit(X, y, classes=[0, 1, 2]).thetas_
+    before = [theta.copy() for theta in thetas]
+    clf.partial_fit(X, y)
+    assert all(np.shares_memory(new, old) for new, old in zip(clf.thetas_, thetas))
+    assert not any(np.array_equal(theta, old) for theta, old in zip(thetas, before))
+    expected = MLPClassifier(hidden_layer_sizes=(5,), solver="adam", random_state=0)
+    expected.partial_fit(X, y, classes=[0, 1, 2])
+    expected.thetas_ = [theta.copy() for theta in expected.thetas_]  # not views: packed
+    expected.partial_fit(X, y)
+    for theta, other in zip(clf.thetas_, expected.thetas_):
+        np.testing.assert_array_equal(theta, other)
+
+
 def test_partial_fit_after_a_dtype_change_steps_in_the_new_dtype():
     """set_params(dtype=...) between partial_fit calls: the step rule's state follows the
     model's dtype, and the weights stay in it."""

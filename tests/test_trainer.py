@@ -1,6 +1,8 @@
 """The training loop: solvers, history, early stopping, callbacks, interrupt, divergence."""
 
 import functools
+import pickle
+import re
 import warnings
 
 import numpy as np
@@ -82,6 +84,10 @@ def test_early_stopping_keeps_the_best(problem):
     assert result.history.stopped == "early_stopping"
     assert len(result.history) < 300
     assert validation.score(result.theta) == max(result.history["val_score"])
+    # the parameters of the first epoch with that score, not of a later one with it
+    best = result.history["val_score"].index(max(result.history["val_score"]))
+    assert best < len(result.history) - 5
+    assert validation.cost_and_score(result.theta)[0] == result.history["val_cost"][best]
 
 
 def test_keyboard_interrupt_keeps_the_best(problem):
@@ -315,3 +321,53 @@ def test_blas_held_to_one_thread_around_numba_training_only(backend, limited):
                   callbacks=[lambda record: seen.append(blas_threads())], n_iter_no_change=0)
             assert blas_threads() == {2}
     assert seen == [{1} if limited else {2}] * 4
+
+
+# 240 examples in batches of 48: five steps an epoch, so that after an odd number of epochs
+# the last parameters are in the step rule's buffer, not in the trainer's θ.
+STEPS = {"solver": "adam", "learning_rate": 0.05, "batch_size": 48, "n_iter_no_change": 0,
+         "random_state": 0}
+
+
+@pytest.mark.parametrize("max_iter", [3, 4])
+@pytest.mark.parametrize("solver", ["lbfgs", "gd", "adam"])
+def test_out_receives_the_parameters_and_may_be_theta(problem, solver, max_iter):
+    objective, _, theta0 = problem
+    kwargs = {**STEPS, "solver": solver, "max_iter": max_iter}
+    expected = train(objective, theta0, **kwargs).theta
+    out = np.full_like(theta0, np.nan)
+    assert train(objective, theta0, out=out, **kwargs).theta is out
+    np.testing.assert_array_equal(out, expected)
+    in_place = theta0.copy()
+    assert train(objective, in_place, out=in_place, **kwargs).theta is in_place
+    np.testing.assert_array_equal(in_place, expected)
+
+
+@pytest.mark.parametrize(("out", "got"), [
+    (np.empty(5), "shape (5,), dtype float64"),
+    (np.empty(83, dtype=np.float32), "shape (83,), dtype float32"),
+    (np.empty(166)[::2], "shape (83,), dtype float64"),  # not contiguous
+    (np.broadcast_to(0.0, 83), "shape (83,), dtype float64, read-only"),
+    ([0.0] * 83, "list"),
+])
+def test_out_must_be_a_writeable_vector_of_the_objectives_dtype(problem, out, got):
+    objective, _, theta0 = problem
+    with pytest.raises(ValueError, match=re.escape(
+            "out: expected a writeable C-contiguous array of shape (83,) and dtype float64, got "
+            + got)):
+        train(objective, theta0, solver="adam", max_iter=1, out=out)
+
+
+def test_a_continued_run_reuses_the_rules_arrays_and_never_hands_them_out(problem):
+    objective, _, theta0 = problem
+    first = train(objective, theta0, max_iter=3, **STEPS)
+    rule = first.optimizer
+    work = rule.work_arrays(objective.n_params)
+    second = train(objective, first.theta, max_iter=3, optimizer_state=rule, **STEPS)
+    assert second.optimizer is rule
+    assert all(a is b for a, b in zip(rule.work_arrays(objective.n_params), work))
+    for theta in (first.theta, second.theta):
+        assert not any(np.shares_memory(theta, array) for array in work)
+    copied = pickle.loads(pickle.dumps(rule))  # the work arrays are not part of a saved rule
+    assert copied._work is None and copied.t == rule.t == 30
+    np.testing.assert_array_equal(copied.first, rule.first)
