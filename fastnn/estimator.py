@@ -549,7 +549,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if getattr(y, "ndim", 1) == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
-        # type_of_target takes 0.3 ms even for 200 labels: once more only where it decides
+        # type_of_target takes 0.1 ms even for 200 labels: once more only where it decides
         # (not for the next batch of a partial_fit of labels)
         kind = type_of_target(y) if reset or self._multilabel else None
         if reset:
