@@ -1,5 +1,7 @@
 """The three backends against the naive reference and against each other."""
 
+from itertools import pairwise
+
 import numba
 import numpy as np
 import pytest
@@ -74,6 +76,25 @@ def test_chunks_cover_the_examples():
     assert _numba.n_chunks(1) == 1
     assert _numba.n_chunks(_numba.MIN_CHUNK * 2) == 2
     assert _numba.n_chunks(10**7) == _numba.MAX_CHUNKS
+
+
+@pytest.mark.parametrize("b", [1, 3, 4, 5, 57, 63, 64, 65, 200, 300, 500, 1023, 1024, 1030])
+def test_batch_blocks_cover_the_rows_evenly(b):
+    """Consecutive blocks of whole groups of 4 rows, the last with the b % 4 left; every
+    halving of the blocks (each thread's share for 2, 4, 8 threads) within 4 rows of even."""
+    n_blocks = _numba._batch_blocks(b)
+    bounds = [_numba._block_bounds(b, n_blocks, block) for block in range(n_blocks)]
+    assert bounds[0][0] == 0 and bounds[-1][1] == b
+    assert all(stop == start for (_, stop), (start, _) in pairwise(bounds))
+    sizes = [stop - start for start, stop in bounds]
+    assert min(sizes) >= 1 and all(size % 4 == 0 for size in sizes[:-1])
+    assert max(sizes) - min(sizes[:-1] or sizes) <= 4 + b % 4
+    assert n_blocks == {1: 1, 3: 1, 4: 1, 5: 1, 57: 14, 63: 15, 1030: 17}.get(b, 16)
+    for parts in (2, 4, 8):
+        if n_blocks % parts == 0:
+            share = [sum(sizes[k * n_blocks // parts:(k + 1) * n_blocks // parts])
+                     for k in range(parts)]
+            assert max(share) - min(share) <= 4 + b % 4
 
 
 def test_numpy_blocks_match_one_block(monkeypatch):
