@@ -97,6 +97,23 @@ def test_batch_blocks_cover_the_rows_evenly(b):
             assert max(share) - min(share) <= 4 + b % 4
 
 
+@pytest.mark.parametrize("layers", [(784, 128, 10), (784, 256, 128, 64, 10), (400, 25, 10),
+                                    (30, 17, 4), (3000, 20, 1)])
+def test_delta_tasks_cover_the_columns_in_groups_of_equal_work(layers):
+    tasks, groups = _numba._delta_tasks(layers)
+    columns = [(l, k) for l, k0, k1 in tasks for k in range(k0, k1)]
+    assert columns == [(l, k) for l, s_in in enumerate(layers[:-1]) for k in range(s_in)]
+    assert groups[0] == 0 and groups[-1] == len(tasks) and len(groups) == _numba.BATCH_TASKS + 1
+    assert all(np.diff(groups) >= 0)
+    work = [sum((k1 - k0) * layers[l + 1] for l, k0, k1 in tasks[groups[g]:groups[g + 1]])
+            for g in range(_numba.BATCH_TASKS)]
+    share = sum(work) / _numba.BATCH_TASKS
+    slack = 4 * max(layers[1:])  # a cut is rounded to 4 columns
+    if share > 4 * slack:  # (not for the tiny network: a group is a few columns there)
+        assert max(abs(w - share) for w in work) <= slack
+        assert abs(sum(work[:8]) - sum(work[8:])) <= slack
+
+
 def test_numpy_blocks_match_one_block(monkeypatch):
     """Several row blocks in the NumPy backend give the same sums as one."""
     thetas, X, y = make_problem([5, 6, 3], m=100, target="multiclass")
