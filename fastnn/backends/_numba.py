@@ -48,8 +48,8 @@ threads.
 θ is one flat vector; Θ(l) starts at ``offsets[l]``, W(l) of the unrolled Δ sums and weight
 copies at ``w_offsets[l]``. The chunked kernel's unit-major blocks read Θ in place; its
 blocks as rows read copies of W(l) and W(l)ᵀ; the batch kernel reads Θ in place for its
-forward pass, and copies W(l) of the layers it backpropagates through when there are two or
-more (see :func:`_backprop_in_place`). A chunk's activation and δ buffers hold ``BLOCK``
+forward pass, and copies W(l) of the layers it backpropagates through (see
+:func:`_copy_serially`). A chunk's activation and δ buffers hold ``BLOCK``
 examples of every layer after the first, layer l at ``BLOCK · (unit_offsets[l] −
 unit_offsets[1])``; layer 1 is read straight from X.
 
@@ -369,22 +369,18 @@ def _propagate_block(theta, layers, offsets, unit_offsets, W, WT, w_offsets, X_b
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _backpropagate_block(layers, unit_offsets, weights, weight_offsets, in_place, activation,
-                         acts, deltas, b, start, stop):
+def _backpropagate_block(layers, unit_offsets, W, w_offsets, activation, acts, deltas, b,
+                         start, stop):
     """Given δ(L) of rows start ... stop−1: δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)) for l = L−1 ... 2,
-    row by row, in buffers of b rows per layer; W(l) from the copies ``weights`` = W (layer l
-    at ``weight_offsets[l]``), or ``in_place`` from ``weights`` = θ itself (with its offsets)."""
+    row by row, in buffers of b rows per layer; W(l) from its contiguous copy in W (layer l
+    at ``w_offsets[l]``)."""
     for l in range(layers.shape[0] - 2, 0, -1):
         s_in, s_out = layers[l], layers[l + 1]
         d_out = _layer_rows(deltas, layers, unit_offsets, l + 1, b, start, stop)
         d_in = _layer_rows(deltas, layers, unit_offsets, l, b, start, stop)
         A = _layer_rows(acts, layers, unit_offsets, l, b, start, stop)
         d_in[:] = 0.0
-        layer = weights[weight_offsets[l] : weight_offsets[l + 1]]
-        if in_place:  # rows of Θ(l) from column 1
-            _add_product(d_out, layer.reshape((s_out, s_in + 1))[:, 1:], d_in)
-        else:
-            _add_product(d_out, layer.reshape((s_out, s_in)), d_in)
+        _add_product(d_out, W[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in)), d_in)
         for r in range(stop - start):
             scale_by_derivative_row(d_in[r], A[r], activation)
 
@@ -396,7 +392,7 @@ def _backward_block(layers, unit_offsets, W, w_offsets, X_block, activation, act
     δ(l+1); DW is unrolled like W, Db holds the biases of layer l+1 at ``unit_offsets[l+1] −
     unit_offsets[1]``, like the block buffers."""
     nb = X_block.shape[0]
-    _backpropagate_block(layers, unit_offsets, W, w_offsets, False, activation, acts, deltas,
+    _backpropagate_block(layers, unit_offsets, W, w_offsets, activation, acts, deltas,
                          BLOCK, 0, nb)
     for l in range(layers.shape[0] - 1):
         s_in, s_out = layers[l], layers[l + 1]
@@ -727,16 +723,23 @@ interleaved in one process: 1.05 (best 1.10) in one pass, 0.91–0.94 (0.90–0.
 this size; float32 0.86–0.88 either way."""
 
 @njit(cache=True)
-def _backprop_in_place(layers):
-    """Whether the batch kernel's backpropagation, δ(l) = δ(l+1) W(l) for l ≥ 1, reads W(l) in
-    place (through Θ(l)[:, 1:], a strided view): for networks of one hidden layer, which
-    backpropagate through Θ(L−1) alone (K rows). Deeper networks backpropagate through
-    contiguous copies of W(l), l ≥ 1, made at the start of the call, one row per unit (W(0),
-    the largest, and every W(l)ᵀ are never copied), whatever the batch. The forward pass reads
-    W(l) in place, as rows of Θ(l) from column 1 (every forward product as dot products,
-    :func:`_add_dot_products` with ``w_off`` 1), always. Measured (batch kernel ÷ the kernel
-    before it, interleaved in one process, 16 alternating rounds of 50 calls, numba-parallel;
-    float32 / float64):
+def _copy_serially(layers):
+    """Whether the batch kernel copies W(l), l ≥ 1 — what its backpropagation δ(l) = δ(l+1)
+    W(l) reads, contiguous, a row per unit, at the start of the call — on one thread: for
+    networks of one hidden layer, whose only such matrix is W(L−1), K rows (too little for a
+    parallel region); deeper networks copy over Numba's threads. W(0), the largest, and every
+    W(l)ᵀ are never copied: the forward pass reads W(l) in place, as rows of Θ(l) from column 1
+    (every forward product as dot products, :func:`_add_dot_products` with ``w_off`` 1).
+
+    Networks of one hidden layer had backpropagated through Θ(L−1)[:, 1:] in place, a strided
+    view, which keeps :func:`_add_product`'s loop from vectorizing (δ(2) W(1) on 1,024 rows of
+    784-128-10: 0.116 ms, against 0.023 from a contiguous copy, float32); reading the rows of
+    Θ(L−1) from column 1 instead slowed its other calls. Measured (the serial copy ÷ in place,
+    interleaved in one process, 20–30 rounds of 30 batches, numba-parallel): 784-128-10
+    float32 0.89–0.97 at 1,024 rows, 0.96–0.97 at 200 and 64; float64 0.96 at 1,024, 0.90–1.00
+    at 200, 0.97 at 64; 784-256-128-64-10 (unchanged) 1.00. The measurements of the rules
+    before (batch kernel ÷ the kernel before it, interleaved, 16 rounds of 50 calls; float32 /
+    float64):
 
 - everything in place ÷ W(l), W(l)ᵀ copied for every layer: 784-128-10 0.66–0.72 / 0.62–0.66
   at 64 rows, 0.75–0.76 / 0.70–0.81 at 128, 0.89–1.01 / 0.84–0.90 at 200, 0.93 / 0.94 at 512,
@@ -833,10 +836,9 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     with ``penalty`` = λ/m of the full objective. Work is split so that no thread holds a
     P-sized accumulator and nothing is summed afterwards:
 
-    1. W(l) of the layers after the first copied contiguous, in parallel over their units,
-       for backpropagation; networks of one hidden layer skip this step and backpropagate
-       through Θ in place (see :func:`_backprop_in_place`; the forward pass always reads Θ in
-       place).
+    1. W(l) of the layers after the first copied contiguous, a row per unit, for
+       backpropagation: in parallel over the units, or on one thread for a network of one
+       hidden layer (see :func:`_copy_serially`; the forward pass always reads Θ in place).
     2. Over blocks of examples (``BATCH_BLOCKS``), in parallel: the forward pass, its first
        layer reading the rows of X through ``rows`` (the batch is never copied out of X, by
        the caller or here), the loss terms and δ(L), and δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)),
@@ -864,12 +866,16 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     b = rows.shape[0]
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
-    in_place = _backprop_in_place(layers)
     first_copied = layers[1]  # the units of layer 2 onwards: the rows of W(1), W(2), ...
-    n_copied = 0 if in_place else n_units - first_copied
-    for part in prange(n_copied):
-        _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, first_copied + part,
-                           W, W[:0])  # no W(l)ᵀ
+    n_copied = n_units - first_copied
+    if _copy_serially(layers):
+        for part in range(n_copied):
+            _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets,
+                               first_copied + part, W, W[:0])  # no W(l)ᵀ
+    else:
+        for part in prange(n_copied):
+            _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets,
+                               first_copied + part, W, W[:0])
 
     n_blocks = _batch_blocks(b)
     block_costs = np.zeros(n_blocks)
@@ -882,9 +888,8 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
         block_costs[block] = _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output,
                                          False)
         if need_grad:
-            _backpropagate_block(layers, unit_offsets, theta if in_place else W,
-                                 offsets if in_place else w_offsets, in_place, activation, acts,
-                                 deltas, b, start, stop)
+            _backpropagate_block(layers, unit_offsets, W, w_offsets, activation, acts, deltas,
+                                 b, start, stop)
             sums = bias_parts[block, :n_units]
             sums[:] = 0.0
             for l in range(1, L):
