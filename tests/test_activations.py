@@ -4,13 +4,20 @@ import numpy as np
 import pytest
 from numba import njit
 
-from fastnn.activations import EXP_MIN, exp_nonpositive, log1p_unit, sigmoid
+from fastnn.activations import (
+    EXP_MIN,
+    EXP_MIN_32,
+    exp_nonpositive,
+    exp_nonpositive32,
+    log1p_unit,
+    sigmoid,
+)
 from fastnn.losses import CROSS_ENTROPY, loss_term_and_delta
 
 
 @njit
 def _over(f, x):
-    out = np.empty(x.shape[0])
+    out = np.empty_like(x)  # in the dtype of x: float32 x takes the float32 arithmetic
     for i in range(x.shape[0]):
         out[i] = f(x[i])
     return out
@@ -19,6 +26,11 @@ def _over(f, x):
 @njit
 def _exp(x):
     return exp_nonpositive(x)
+
+
+@njit
+def _exp32(x):
+    return exp_nonpositive32(x)
 
 
 @njit
@@ -107,3 +119,35 @@ def test_the_check_can_fail():
     """ulps counts neighbours: the next float64 is 1 away, a 1e-15 relative change several."""
     assert ulps(1.0, np.nextafter(1.0, 2.0)) == 1
     assert ulps(1.0, 1.0 + 1e-15) > 2
+
+
+def ulps32(actual, expected):
+    """As :func:`ulps`, between float32 values."""
+    a = np.asarray(actual, np.float32).view(np.int32).astype(np.int64)
+    b = np.asarray(expected, np.float32).view(np.int32).astype(np.int64)
+    return np.abs(a - b)
+
+
+def test_float32_exp_within_one_ulp_of_the_rounded_float64_exp():
+    x = -np.concatenate([np.linspace(0.0, 1.0, 1_000_001), np.linspace(1.0, 87.0, 1_000_001),
+                         np.linspace(87.0, 105.0, 200_001),  # subnormal results, then 0
+                         np.geomspace(1e-38, 1e-3, 10_001), [np.inf]]).astype(np.float32)
+    values = _over(_exp32, x)
+    assert values.dtype == np.float32
+    with np.errstate(under="ignore"):
+        expected = np.exp(x.astype(np.float64)).astype(np.float32)
+    assert ulps32(values, expected).max() <= 1
+    assert (values[x < EXP_MIN_32] == 0).all()
+    assert np.isnan(_over(_exp32, np.float32([np.nan]))[0])
+
+
+@pytest.mark.parametrize("scale", [1.0, 20.0, 120.0])
+def test_float32_sigmoid_in_float32_within_two_ulp(scale):
+    """A float32 z is computed in float32 (half the vector width of float64 arithmetic):
+    within 2 ulp of σ computed in float64 and rounded, the tails included."""
+    z = np.linspace(-scale, scale, 2_000_001).astype(np.float32)
+    values = _over(_sigmoid, z)
+    assert values.dtype == np.float32
+    assert ulps32(values, _libm_sigmoid(z.astype(np.float64)).astype(np.float32)).max() <= 2
+    special = _over(_sigmoid, np.float32([np.inf, -np.inf, np.nan, 0.0]))
+    assert special[0] == 1 and special[1] == 0 and np.isnan(special[2]) and special[3] == 0.5
