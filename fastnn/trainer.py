@@ -6,9 +6,11 @@ a tqdm progress bar is shown only when ``verbose``.
 """
 
 import functools
+import signal
+import threading
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -158,6 +160,44 @@ class _Diverged(Exception):
     """Raised from inside L-BFGS when J is not finite, to end it at once."""
 
 
+class _Interrupted(Exception):
+    """Raised from inside L-BFGS at the first evaluation after Ctrl-C, to end it there."""
+
+
+class _Sigint:
+    """Ctrl-C during training, seen at step boundaries instead of raised where it lands.
+
+    Python turns SIGINT into a ``KeyboardInterrupt`` raised in whatever the main thread runs;
+    inside a compiled kernel that becomes a ``SystemError`` ("returned a result with an
+    exception set") and the parameters are lost. While training runs in the main thread with
+    Python's default handler, the first Ctrl-C only sets ``requested``, which the loops read
+    after every step; a second one raises ``KeyboardInterrupt`` at once (abort). Elsewhere (a
+    worker thread, a handler of the caller's own) nothing is installed and a
+    ``KeyboardInterrupt`` stops training as before.
+    """
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    @contextmanager
+    def installed(self):
+        ours = (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if not ours:
+            yield self
+            return
+        signal.signal(signal.SIGINT, self)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200,
           batch_size=200, momentum=0.9, nesterov=True, tol=1e-4, n_iter_no_change=10,
           validation=None, early_stopping=False, callbacks=(), verbose=False,
@@ -246,21 +286,31 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     stochastic = solver in STOCHASTIC_SOLVERS
     # disable=None: a bar on a terminal only, not one line per update in a log file.
     bar = tqdm(total=max_iter, disable=None if verbose else True, desc=solver, unit="it")
-    with blas_limit, bar:
+    sigint = _Sigint()
+    with blas_limit, bar, sigint.installed():
         monitor = _Monitor(validation, early_stopping and stochastic, tol,
                            n_iter_no_change if stochastic else 0, callbacks, bar)
         optimizer = None
         try:
             if solver == "lbfgs":
-                stopped = _run_lbfgs(objective, theta, max_iter, tol, monitor)
+                stopped = _run_lbfgs(objective, theta, max_iter, tol, monitor, sigint)
             else:
                 optimizer = (optimizer_state.astype(objective.dtype) if optimizer_state is not None
                              else make_optimizer(solver, objective.n_params, learning_rate,
                                                  momentum, nesterov, objective.dtype))
                 stopped = _run_steps(objective, theta, optimizer, batch, max_iter,
-                                     random_state, monitor, gtol=None if stochastic else tol,
+                                     random_state, monitor, sigint,
+                                     gtol=None if stochastic else tol,
                                      parallel=objective.backend_name(batch) == "numba-parallel")
-        except KeyboardInterrupt:
+        except _Interrupted:
+            stopped = "interrupted"
+        except (KeyboardInterrupt, SystemError) as error:
+            # Raised inside a compiled call, a KeyboardInterrupt comes out as a SystemError.
+            if not (isinstance(error, KeyboardInterrupt)
+                    or isinstance(error.__context__, KeyboardInterrupt)):
+                raise
+            if sigint.requested:  # the second Ctrl-C: abort
+                raise KeyboardInterrupt from None
             stopped = "interrupted"
         except _Diverged:
             stopped = "diverged"
@@ -283,7 +333,7 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     return monitor.result(stopped, theta, optimizer)
 
 
-def _run_lbfgs(objective, theta, max_iter, tol, monitor):
+def _run_lbfgs(objective, theta, max_iter, tol, monitor, sigint):
     stop = []
 
     def callback(x, J):
@@ -295,6 +345,8 @@ def _run_lbfgs(objective, theta, max_iter, tol, monitor):
             raise StopIteration  # L-BFGS ends the minimization cleanly
 
     def guarded(vec):
+        if sigint.requested:  # θ holds the last accepted iterate
+            raise _Interrupted
         J, grad = objective(vec)
         if not np.isfinite(J):
             raise _Diverged
@@ -319,8 +371,8 @@ def _lbfgs_reason(result, max_iter):
     return "abnormal"
 
 
-def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monitor, gtol,
-               parallel):
+def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monitor, sigint,
+               gtol, parallel):
     """Steps of ``optimizer`` over batches of ``batch`` rows, ``max_iter`` epochs; with ``gtol``
     (gd), stop when the largest component of the full-batch gradient is at most ``gtol``. The
     updates run over Numba's threads (``parallel``) with the parallel kernels only: next to
@@ -355,6 +407,8 @@ def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monit
                 optimizer.update(current, grad, spare, parallel)
                 current, spare = spare, current
                 total += J * (m if rows is None else len(rows))
+                if sigint.requested:
+                    return "interrupted"
             # Full batch: the cost is J at the θ before the step, so record that θ with it.
             # Mini-batch: the epoch's mean batch cost goes with the θ at the end of the epoch.
             reason = monitor.record(monitor.last_finite if batch == m else current, total / m)
