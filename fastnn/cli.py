@@ -303,6 +303,16 @@ def bench_command(args):
     """Time cost and gradient, or with ``--training`` training, side by side; print tables."""
     from fastnn import benchmark
 
+    if args.repeats < 1:
+        raise CommandError(f"--repeats: expected at least 1, got {args.repeats}")
+    if not 0 < args.scale <= 1:
+        raise CommandError(f"--scale: expected a fraction in (0, 1], got {args.scale}")
+    contention_only = {"--busy": args.busy, "--no-first-run": args.no_first_run or None}
+    for option, value in contention_only.items():
+        if value is not None and not args.contention:
+            raise CommandError(f"{option}: only with --contention")
+    if args.contention:
+        return _contention(args)
     dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
     available = (benchmark.training_implementations() if args.training
                  else benchmark.implementations())
@@ -311,10 +321,6 @@ def bench_command(args):
     if missing:
         raise CommandError(f"not installed: {', '.join(missing)} (available: "
                            f"{', '.join(available)})")
-    if args.repeats < 1:
-        raise CommandError(f"--repeats: expected at least 1, got {args.repeats}")
-    if not 0 < args.scale <= 1:
-        raise CommandError(f"--scale: expected a fraction in (0, 1], got {args.scale}")
     most = numba.config.NUMBA_NUM_THREADS
     threads = most if args.threads is None else args.threads
     if not 1 <= threads <= most:
@@ -354,6 +360,35 @@ def bench_command(args):
     if args.plot:
         benchmark.plot_report(report, args.plot)
         print(f"wrote {args.plot}")
+    return 0
+
+
+def _contention(args):
+    """``fastnn bench --contention``: the contention table and the first-run time."""
+    from fastnn.benchmark import contention, write_json
+
+    busy = args.busy or contention.BUSY
+    if min(busy) < 0:
+        raise CommandError(f"--busy: expected numbers of processes, at least 0, got {busy}")
+    others = {"--training": args.training, "--workloads": args.workloads,
+              "--implementations": args.implementations, "--threads": args.threads,
+              "--plot": args.plot}
+    for option, value in others.items():
+        if value:
+            raise CommandError(f"{option}: not with --contention")
+    progress = None if args.quiet else (lambda text: print(f"  {text}", file=sys.stderr))
+    report = contention.run_contention(busy, repeats=args.repeats, scale=args.scale,
+                                       progress=progress)
+    first = None
+    if not args.no_first_run:
+        if progress:
+            progress("fastnn train on an empty Numba cache")
+        first = contention.first_run()
+    print(contention.format_contention_report(report, first))
+    if args.json:
+        write_json({"medians": contention.medians(report), "first_run": first, **report},
+                   args.json)
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -449,6 +484,16 @@ def build_parser():
     bench.add_argument("--training", action="store_true",
                        help="time training (per epoch, per L-BFGS iteration) instead of cost "
                        "and gradient")
+    bench.add_argument("--contention", action="store_true",
+                       help="time whole fits of fastnn and scikit-learn in turns, idle and "
+                       "beside busy processes (digits adam and L-BFGS, an mnist adam epoch, a "
+                       "GridSearchCV with n_jobs=2), and the first fastnn train on an empty "
+                       "Numba cache")
+    bench.add_argument("--busy", type=int, nargs="+", metavar="N",
+                       help="with --contention: numbers of busy processes beside the fits "
+                       "(default: 0 1 2)")
+    bench.add_argument("--no-first-run", action="store_true",
+                       help="with --contention: skip the first-run timing")
     bench.add_argument("--workloads", nargs="+", choices=list(_benchmark_workloads()),
                        metavar="NAME", help="digits, ex4, mnist, deep, wide-m (default: all; "
                        "with --training: mnist, digits, ex4)")

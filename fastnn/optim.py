@@ -18,6 +18,7 @@ import numpy as np
 from numba import prange
 
 from fastnn._jit import compile_loop
+from fastnn._threads import THREADS
 
 
 def _gd(theta, grad, learning_rate, out):
@@ -58,8 +59,10 @@ UPDATES = {
 
 def _update(rule, parallel, theta, *args):
     serial, threaded = UPDATES[rule.__name__]
-    return (threaded if parallel and theta.shape[0] >= PARALLEL_MIN_PARAMS else serial)(
-        theta, *args)
+    if parallel and theta.shape[0] >= PARALLEL_MIN_PARAMS:
+        return THREADS.call((rule.__name__, theta.shape[0], theta.dtype.char), threaded, theta,
+                            *args)
+    return serial(theta, *args)
 
 
 class GradientDescent:

@@ -115,6 +115,9 @@ def test_bench_command(tmp_path, capsys):
     (["--repeats", "0"], "--repeats: expected at least 1"),
     (["--scale", "2"], "--scale: expected a fraction"),
     (["--implementations", "jax"], "not installed: jax"),
+    (["--busy", "1"], "--busy: only with --contention"),
+    (["--contention", "--training"], "--training: not with --contention"),
+    (["--contention", "--busy", "-1"], "--busy: expected numbers of processes"),
 ])
 def test_bench_command_bad_arguments(capsys, args, message):
     assert main(["bench", "--workloads", "digits", "--quiet", *args]) == 1
@@ -248,3 +251,26 @@ def test_bench_training_bad_arguments(capsys, args, message):
     assert main(["bench", "--quiet", "--scale", "0.005", *args]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_busy_processes_run_and_end():
+    from fastnn.benchmark.contention import busy_processes
+
+    with busy_processes(2) as processes:
+        assert len(processes) == 2
+        assert all(process.poll() is None for process in processes)
+    assert all(process.returncode is not None for process in processes)
+
+
+def test_contention_report():
+    from fastnn.benchmark import contention
+
+    report = contention.run_contention(busy=[1], runs=["digits adam"], repeats=1)
+    assert report["busy"] == [0, 1]
+    times = report["times"]["digits adam"]
+    assert all(len(times[n][name]) == 1 for n in (0, 1) for name in ("fastnn", "sklearn"))
+    text = contention.format_contention_report(report, {"cold": 12.0, "warm": 2.0})
+    f0, s0, f1, s1 = (times[n][name][0] for n in (0, 1) for name in ("fastnn", "sklearn"))
+    assert f"| digits adam | 0 | {f0:.3f} | {s0:.3f} | {f0 / s0:.2f} | 1.00 | 1.00 |" in text
+    assert f"|  | 1 | {f1:.3f} | {s1:.3f} | {f1 / s1:.2f} | {f1 / f0:.2f} | {s1 / s0:.2f} |" in text
+    assert "empty Numba cache: 12.0 s (the next, on the cache it filled: 2.0 s)" in text

@@ -36,6 +36,7 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from fastnn._threads import bounded_spin
 from fastnn._validation import check_choice
 from fastnn.backends._base import Backend, LocalData
 from fastnn.backends._dask import DaskBackend
@@ -52,6 +53,8 @@ BACKENDS = {
     "dask": DaskBackend(),
 }
 """Backend name → implementation. ``"auto"`` is resolved by :func:`auto_backend`."""
+
+bounded_spin()  # before the first parallel call loads libgomp
 
 
 def available_backends():

@@ -70,6 +70,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastnn._jit import FASTMATH, compile_loop
+from fastnn._threads import THREADS
 from fastnn.activations import ACTIVATIONS, activate_row, scale_by_derivative_row, sigmoid
 from fastnn.backends._base import Backend
 from fastnn.losses import loss_term_and_delta
@@ -992,12 +993,15 @@ class NumbaBackend(Backend):
         self._loss_and_delta = compile_loop(_loss_and_delta_chunks, parallel)
         self._batch = compile_loop(_batch_cost_and_grad, parallel)
         self._forward = compile_loop(_forward_chunks, parallel)
+        self._call = THREADS.call if parallel else _call
 
     def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
         """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
         X, targets = data.materialize()
-        total, Delta, _ = self._loss_and_delta(
-            theta, *_layout(tuple(layers))[:4], X, targets.labels, targets.Y, targets.weights,
+        layers = tuple(layers)
+        total, Delta, _ = self._call(
+            ("chunks", layers, X.shape[0], theta.dtype.char, need_grad), self._loss_and_delta,
+            theta, *_layout(layers)[:4], X, targets.labels, targets.Y, targets.weights,
             ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]), NO_MASK, 1.0,
             0.0, np.empty(0, dtype=theta.dtype),
         )
@@ -1015,7 +1019,8 @@ class NumbaBackend(Backend):
                 else np.empty(theta.shape[0] if need_grad else 0, dtype=theta.dtype))
         if data.m > BATCH_ROWS or theta.shape[0] < BATCH_MIN_PARAMS:
             X, targets = data.materialize()
-            total, _, squares = self._loss_and_delta(
+            total, _, squares = self._call(
+                ("chunks", layers, data.m, theta.dtype.char, need_grad), self._loss_and_delta,
                 theta, *layout[:4], X, targets.labels, targets.Y, targets.weights,
                 ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]),
                 penalty_mask(layers), float(data.m), lam / m, grad,
@@ -1026,19 +1031,27 @@ class NumbaBackend(Backend):
         rows = data.rows if data.rows is not None else _all_rows(data.m)
         targets = data.targets
         with _batch_buffers(data.workspace, layers, layout, theta.dtype, data.m) as buffers:
-            J = self._batch(theta, *layout, data.X, rows, targets.labels, targets.Y,
-                            targets.weights, ACTIVATIONS[activation].code, output, need_grad,
-                            lam / m, grad, *buffers)
+            J = self._call(("batch", layers, data.m, theta.dtype.char, need_grad), self._batch,
+                           theta, *layout, data.X, rows, targets.labels, targets.Y,
+                           targets.weights, ACTIVATIONS[activation].code, output, need_grad,
+                           lam / m, grad, *buffers)
         return float(J), (grad if need_grad else None)
 
     def forward(self, theta, layers, X, activation, logits=False):
         """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
         H = np.empty((X.shape[0], layers[-1]), dtype=theta.dtype)
-        self._forward(
-            theta, *_layout(tuple(layers))[:4], X, ACTIVATIONS[activation].code, logits,
+        layers = tuple(layers)
+        self._call(
+            ("forward", layers, X.shape[0], theta.dtype.char), self._forward,
+            theta, *_layout(layers)[:4], X, ACTIVATIONS[activation].code, logits,
             n_chunks(X.shape[0]), H,
         )
         return H
+
+
+def _call(key, kernel, *args):
+    """The serial backend's calls: ``kernel(*args)`` (``key`` is for :data:`THREADS`)."""
+    return kernel(*args)
 
 
 @functools.lru_cache(maxsize=64)
