@@ -299,7 +299,6 @@ def _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, 
         _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT)
 
 
-@njit(cache=True)
 def _unit_major(layers):
     """Whether the chunked kernel keeps its blocks unit-major (see :func:`_unit_rows`): when
     every layer after the input has fewer than ``NARROW`` units. Measured (unit-major ÷ rows,
@@ -310,18 +309,17 @@ def _unit_major(layers):
     wide W(0) needs the row-tiled product, into rows, then transposed): 64-32-10 1.01–1.02 /
     1.01, 100-50-10 0.98 / 1.01, 784-64-10 1.00–1.02 / 1.01–1.03, 784-128-10 0.98–1.02 /
     1.00–1.02, 784-256-128-64-10 1.01 / 1.05, 784-256-128-10 1.16 / 1.07."""
-    for l in range(1, layers.shape[0]):
-        if layers[l] >= NARROW:
-            return False
-    return True
+    return all(s < NARROW for s in layers[1:])
 
 
-@njit(cache=True)
-def _chunk_weights(theta, w_offsets, unit_major):
-    """``(W, Wᵀ)``: the contiguous copies of W(l) and W(l)ᵀ, every layer's, that the chunked
-    kernel reads when its blocks are rows; empty for unit-major blocks, which read Θ."""
-    n = 0 if unit_major else w_offsets[-1]
-    return np.empty(n, dtype=theta.dtype), np.empty(n, dtype=theta.dtype)
+UNIT_MAJOR = False
+"""Whether a compilation of the chunked kernels keeps its blocks unit-major (see
+:func:`_unit_major`): a constant of each compilation (``compile_loop(..., UNIT_MAJOR=...)``),
+chosen per network in Python, so that each compiles the code of one layout only."""
+
+PARALLEL_REDUCE = False
+"""Whether a compilation of :func:`_loss_and_delta_chunks` sums the chunks' Δ rows over the
+threads (see ``REDUCE_PARALLEL_MIN``): a constant of each compilation, like ``UNIT_MAJOR``."""
 
 
 @njit(cache=True)
@@ -587,14 +585,16 @@ def _loss_and_delta_chunks(
     m = X.shape[0]
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
-    unit_major = _unit_major(layers)
-    W, WT = _chunk_weights(theta, w_offsets, unit_major)
-    n_parts = _copy_parts(W, n_units)
-    for part in prange(n_parts):
-        _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
-    costs = np.zeros(n_chunks)
-    Delta_chunks = np.zeros((n_chunks, theta.shape[0] if need_grad else 0))
+    if not UNIT_MAJOR:  # blocks as rows read contiguous copies of every W(l) and W(l)ᵀ
+        W = np.empty(w_offsets[-1], dtype=theta.dtype)
+        WT = np.empty(w_offsets[-1], dtype=theta.dtype)
+        n_parts = _copy_parts(W, n_units)
+        for part in prange(n_parts):
+            _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
+    costs = np.empty(n_chunks)
+    Delta_chunks = np.empty((n_chunks, theta.shape[0] if need_grad else 0))
     for c in prange(n_chunks):
+        Delta_chunks[c] = 0.0  # by the chunk's thread
         acts = np.empty(BLOCK * n_units, dtype=theta.dtype)
         deltas = np.empty(BLOCK * n_units, dtype=theta.dtype)
         DW = np.empty(w_offsets[-1] if need_grad else 0, dtype=theta.dtype)
@@ -608,7 +608,7 @@ def _loss_and_delta_chunks(
             stop = min(start + BLOCK, chunk_stop)
             X_block = X[start:stop]
             nb = stop - start
-            if unit_major:
+            if UNIT_MAJOR:
                 _forward_units(theta, layers, offsets, unit_offsets, X_block, activation, acts)
                 Z_out = _unit_rows(acts, layers, unit_offsets, L - 1, nb)
                 d_out = _unit_rows(deltas, layers, unit_offsets, L - 1, nb)
@@ -618,9 +618,9 @@ def _loss_and_delta_chunks(
                 Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, BLOCK, 0, nb)
                 d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, BLOCK, 0, nb)
             cost += _loss_terms(Z_out, d_out, labels, Y, weights, NO_ROWS, start, output,
-                                unit_major)
+                                UNIT_MAJOR)
             if need_grad:
-                if unit_major:
+                if UNIT_MAJOR:
                     _backward_units(theta, layers, offsets, unit_offsets, w_offsets, X_block,
                                     activation, acts, deltas, DW, Db)
                 else:
@@ -643,7 +643,7 @@ def _loss_and_delta_chunks(
         squares = _finish_grad(Delta_sum, 0, theta.shape[0], theta, mask, m_data, penalty,
                                grad) if mask.shape[0] > 0 else 0.0
         return total, Delta_sum, squares
-    if n_chunks * P < REDUCE_PARALLEL_MIN:  # on one thread, quicker than starting them
+    if not PARALLEL_REDUCE:  # few numbers: on one thread, quicker than starting the threads
         _add_rows(Delta_chunks, 0, P, Delta_sum)
         squares = _finish_grad(Delta_sum, 0, P, theta, mask, m_data, penalty,
                                grad) if mask.shape[0] > 0 else 0.0
@@ -670,17 +670,18 @@ def _forward_chunks(
     m = X.shape[0]
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
-    unit_major = _unit_major(layers)
-    W, WT = _chunk_weights(theta, w_offsets, unit_major)
-    n_parts = _copy_parts(W, n_units)
-    for part in prange(n_parts):
-        _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
+    if not UNIT_MAJOR:
+        W = np.empty(w_offsets[-1], dtype=theta.dtype)
+        WT = np.empty(w_offsets[-1], dtype=theta.dtype)
+        n_parts = _copy_parts(W, n_units)
+        for part in prange(n_parts):
+            _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
     for c in prange(n_chunks):
         acts = np.empty(BLOCK * n_units, dtype=theta.dtype)
         chunk_stop = (c + 1) * m // n_chunks
         for start in range(c * m // n_chunks, chunk_stop, BLOCK):
             stop = min(start + BLOCK, chunk_stop)
-            if unit_major:
+            if UNIT_MAJOR:
                 _forward_units(theta, layers, offsets, unit_offsets, X[start:stop], activation,
                                acts)
                 Z_out = _unit_rows(acts, layers, unit_offsets, L - 1, stop - start).T
@@ -989,14 +990,29 @@ class NumbaBackend(Backend):
 
     def __init__(self, parallel):
         self.parallel = parallel
-        self._loss_and_delta = compile_loop(_loss_and_delta_chunks, parallel)
+        self._chunked = {
+            (unit_major, parallel_reduce): compile_loop(
+                _loss_and_delta_chunks, parallel, UNIT_MAJOR=unit_major,
+                PARALLEL_REDUCE=parallel_reduce)
+            for unit_major in (False, True) for parallel_reduce in (False, True)
+        }
         self._batch = compile_loop(_batch_cost_and_grad, parallel)
-        self._forward = compile_loop(_forward_chunks, parallel)
+        self._forward_chunks = {
+            unit_major: compile_loop(_forward_chunks, parallel, UNIT_MAJOR=unit_major)
+            for unit_major in (False, True)
+        }
+
+    def _loss_and_delta_kernel(self, layers, m, P):
+        """The compilation of :func:`_loss_and_delta_chunks` for a network's layout and for
+        how the Δ rows of m examples are summed (over the threads from ``REDUCE_PARALLEL_MIN``
+        numbers); the same for J alone and for J and ∇J, so that a training run compiles one."""
+        return self._chunked[_unit_major(layers), n_chunks(m) * P >= REDUCE_PARALLEL_MIN]
 
     def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
         """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
         X, targets = data.materialize()
-        total, Delta, _ = self._loss_and_delta(
+        kernel = self._loss_and_delta_kernel(layers, X.shape[0], theta.shape[0])
+        total, Delta, _ = kernel(
             theta, *_layout(tuple(layers))[:4], X, targets.labels, targets.Y, targets.weights,
             ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]), NO_MASK, 1.0,
             0.0, np.empty(0, dtype=theta.dtype),
@@ -1015,7 +1031,8 @@ class NumbaBackend(Backend):
                 else np.empty(theta.shape[0] if need_grad else 0, dtype=theta.dtype))
         if data.m > BATCH_ROWS or theta.shape[0] < BATCH_MIN_PARAMS:
             X, targets = data.materialize()
-            total, _, squares = self._loss_and_delta(
+            kernel = self._loss_and_delta_kernel(layers, X.shape[0], theta.shape[0])
+            total, _, squares = kernel(
                 theta, *layout[:4], X, targets.labels, targets.Y, targets.weights,
                 ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]),
                 penalty_mask(layers), float(data.m), lam / m, grad,
@@ -1034,7 +1051,7 @@ class NumbaBackend(Backend):
     def forward(self, theta, layers, X, activation, logits=False):
         """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
         H = np.empty((X.shape[0], layers[-1]), dtype=theta.dtype)
-        self._forward(
+        self._forward_chunks[_unit_major(layers)](
             theta, *_layout(tuple(layers))[:4], X, ACTIVATIONS[activation].code, logits,
             n_chunks(X.shape[0]), H,
         )
