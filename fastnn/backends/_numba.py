@@ -71,6 +71,7 @@ from numba import njit, prange
 
 from fastnn._jit import FASTMATH, compile_loop
 from fastnn.activations import ACTIVATIONS, activate_row, scale_by_derivative_row, sigmoid
+from fastnn._validation import NO_WEIGHTS
 from fastnn.backends._base import Backend
 from fastnn.losses import loss_term_and_delta
 from fastnn.network import penalty_mask, theta_offsets
@@ -313,7 +314,7 @@ def _unit_major(layers):
 
 
 UNIT_MAJOR = False
-"""Whether a compilation of the chunked kernels keeps its blocks unit-major (see
+"""Whether a compilation of the chunked kernel keeps its blocks unit-major (see
 :func:`_unit_major`): a constant of each compilation (``compile_loop(..., UNIT_MAJOR=...)``),
 chosen per network in Python, so that each compiles the code of one layout only."""
 
@@ -475,8 +476,13 @@ def _backward_units(theta, layers, offsets, unit_offsets, w_offsets, X_block, ac
 
 
 NO_MASK = np.empty(0)
-"""``mask`` of :func:`_loss_and_delta_chunks` when only J's data term and the Δ sums are asked
-for (no penalty, no ∇J)."""
+NO_MASK.flags.writeable = False
+"""``mask`` of :func:`_loss_and_delta_chunks` when only J's data term and the Δ sums, or the
+outputs, are asked for (no penalty, no ∇J); read-only like the masks of
+:func:`~fastnn.network.penalty_mask`, so that the kernel is compiled for one type of mask."""
+
+NO_LABELS = np.empty(0, dtype=np.int64)
+"""``labels`` of :func:`_loss_and_delta_chunks` asked for the outputs."""
 
 NO_ROWS = np.empty(0, dtype=np.int64)
 """``rows`` of :func:`_loss_terms` when the block's examples are consecutive rows."""
@@ -577,11 +583,18 @@ def _finish_grad(Delta_sum, lo, hi, theta, mask, m_data, penalty, grad):
 
 def _loss_and_delta_chunks(
     theta, layers, offsets, unit_offsets, w_offsets, X, labels, Y, weights, activation, output,
-    need_grad, n_chunks, mask, m_data, penalty, grad,
+    need_grad, n_chunks, mask, m_data, penalty, grad, H, logits,
 ):
     """Σ_i w_i Σ_k loss term, Σ_i Δ contributions (float64, unrolled like θ) and, when
     ``mask`` is not empty, Σ (mask θ)² and (with ``need_grad``) ∇J written into ``grad`` (see
-    :func:`_finish_grad`): J and ∇J in the one call, with nothing left for NumPy to assemble."""
+    :func:`_finish_grad`): J and ∇J in the one call, with nothing left for NumPy to assemble.
+
+    With ``H`` of shape (m, K) instead of empty, the forward pass only: H[i] = h_Θ(x(i)) =
+    σ(z(L)) for every example, or z(L) itself with ``logits``; the targets are not read and
+    the sums are 0. The outputs come from this kernel rather than from one of their own
+    because a parallel compilation holds its loop body several times over (the gufunc and its
+    two wrappers each link it and optimize it again): a kernel for the forward pass alone
+    would take about as long to compile as this one."""
     m = X.shape[0]
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
@@ -617,6 +630,12 @@ def _loss_and_delta_chunks(
                                  activation, acts, BLOCK, 0)
                 Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, BLOCK, 0, nb)
                 d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, BLOCK, 0, nb)
+            if H.shape[0] > 0:
+                Z_rows = Z_out.T if UNIT_MAJOR else Z_out
+                for b in range(nb):
+                    for k in range(H.shape[1]):
+                        H[start + b, k] = Z_rows[b, k] if logits else sigmoid(Z_rows[b, k])
+                continue
             cost += _loss_terms(Z_out, d_out, labels, Y, weights, NO_ROWS, start, output,
                                 UNIT_MAJOR)
             if need_grad:
@@ -661,37 +680,6 @@ def _loss_and_delta_chunks(
     for task in range(n_tasks):
         squares += task_squares[task]
     return total, Delta_sum, squares
-
-
-def _forward_chunks(
-    theta, layers, offsets, unit_offsets, w_offsets, X, activation, logits, n_chunks, H
-):
-    """H[i] = h_Θ(x(i)) = σ(z(L)) for every example, or z(L) itself with ``logits``."""
-    m = X.shape[0]
-    L = layers.shape[0]
-    n_units = unit_offsets[-1] - unit_offsets[1]
-    if not UNIT_MAJOR:
-        W = np.empty(w_offsets[-1], dtype=theta.dtype)
-        WT = np.empty(w_offsets[-1], dtype=theta.dtype)
-        n_parts = _copy_parts(W, n_units)
-        for part in prange(n_parts):
-            _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
-    for c in prange(n_chunks):
-        acts = np.empty(BLOCK * n_units, dtype=theta.dtype)
-        chunk_stop = (c + 1) * m // n_chunks
-        for start in range(c * m // n_chunks, chunk_stop, BLOCK):
-            stop = min(start + BLOCK, chunk_stop)
-            if UNIT_MAJOR:
-                _forward_units(theta, layers, offsets, unit_offsets, X[start:stop], activation,
-                               acts)
-                Z_out = _unit_rows(acts, layers, unit_offsets, L - 1, stop - start).T
-            else:
-                _propagate_block(theta, layers, offsets, unit_offsets, W, WT, w_offsets,
-                                 X[start:stop], activation, acts, BLOCK, 0)
-                Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, BLOCK, 0, stop - start)
-            for b in range(stop - start):
-                for k in range(H.shape[1]):
-                    H[start + b, k] = Z_out[b, k] if logits else sigmoid(Z_out[b, k])
 
 
 BATCH_ROWS = 1024
@@ -997,10 +985,6 @@ class NumbaBackend(Backend):
             for unit_major in (False, True) for parallel_reduce in (False, True)
         }
         self._batch = compile_loop(_batch_cost_and_grad, parallel)
-        self._forward_chunks = {
-            unit_major: compile_loop(_forward_chunks, parallel, UNIT_MAJOR=unit_major)
-            for unit_major in (False, True)
-        }
 
     def _loss_and_delta_kernel(self, layers, m, P):
         """The compilation of :func:`_loss_and_delta_chunks` for a network's layout and for
@@ -1015,7 +999,7 @@ class NumbaBackend(Backend):
         total, Delta, _ = kernel(
             theta, *_layout(tuple(layers))[:4], X, targets.labels, targets.Y, targets.weights,
             ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]), NO_MASK, 1.0,
-            0.0, np.empty(0, dtype=theta.dtype),
+            0.0, np.empty(0, dtype=theta.dtype), np.empty((0, 0), dtype=theta.dtype), False,
         )
         return total, (Delta if need_grad else None)
 
@@ -1036,6 +1020,7 @@ class NumbaBackend(Backend):
                 theta, *layout[:4], X, targets.labels, targets.Y, targets.weights,
                 ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]),
                 penalty_mask(layers), float(data.m), lam / m, grad,
+                np.empty((0, 0), dtype=theta.dtype), False,
             )
             # As Backend.cost_and_grad: diverged weights give J = inf, for callers to see.
             J = total / data.m + 0.5 * lam * squares / m
@@ -1051,9 +1036,12 @@ class NumbaBackend(Backend):
     def forward(self, theta, layers, X, activation, logits=False):
         """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
         H = np.empty((X.shape[0], layers[-1]), dtype=theta.dtype)
-        self._forward_chunks[_unit_major(layers)](
-            theta, *_layout(tuple(layers))[:4], X, ACTIVATIONS[activation].code, logits,
-            n_chunks(X.shape[0]), H,
+        kernel = self._loss_and_delta_kernel(layers, X.shape[0], theta.shape[0])
+        kernel(  # the targets' arrays empty, of the types a training run passes
+            theta, *_layout(tuple(layers))[:4], X, NO_LABELS,
+            np.empty((0, layers[-1]), dtype=theta.dtype), NO_WEIGHTS,
+            ACTIVATIONS[activation].code, 0, False, n_chunks(X.shape[0]), NO_MASK, 1.0, 0.0,
+            np.empty(0, dtype=theta.dtype), H, logits,
         )
         return H
 
