@@ -431,7 +431,10 @@ def _forward_units(theta, layers, offsets, unit_offsets, X_block, activation, ac
         for j in range(s_out):
             Zt[j] = Theta[j, 0]
         if l == 0:
-            _add_dot_products(X_block, Theta, Zt.T, 1)
+            # OUT a view of any layout, w_off an int64 rather than the literal 1, as in
+            # _backward_units: one compilation of _add_dot_products serves both (OUT is written
+            # outside its inner loop, so the layout costs nothing)
+            _add_dot_products(X_block, Theta, Zt.T[:, :s_out], np.int64(1))
         else:
             _add_product(Theta[:, 1:], _unit_rows(acts, layers, unit_offsets, l, nb), Zt)
         if l < n_weights - 1:
@@ -462,10 +465,12 @@ def _backward_units(theta, layers, offsets, unit_offsets, w_offsets, X_block, ac
         s_in, s_out = layers[l], layers[l + 1]
         d = _unit_rows(deltas, layers, unit_offsets, l + 1, nb)
         DW_l = DW[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
-        if l == 0:
-            _add_product(d, X_block, DW_l)
+        if l == 0:  # d typed as the Θ(l)[:, 1:] of the other products (C is read as
+            # scalars, so the layout costs nothing): one compilation of _add_product serves all
+            _add_product(d[:, :nb], X_block, DW_l)
         else:
-            _add_dot_products(d, _unit_rows(acts, layers, unit_offsets, l, nb), DW_l)
+            _add_dot_products(d, _unit_rows(acts, layers, unit_offsets, l, nb), DW_l[:, :s_in],
+                              np.int64(0))  # typed as in _forward_units
         Db_l = Db[unit_offsets[l + 1] - unit_offsets[1] : unit_offsets[l + 2] - unit_offsets[1]]
         for j in range(s_out):
             total = Db_l[j]
