@@ -15,7 +15,16 @@ change by rounding only; the tests pin them against the NumPy backend and the na
 1e-12."""
 
 
-def compile_loop(py_func, parallel):
+PRANGE_ONLY = {"prange": True, "numpy": False, "setitem": False, "inplace_binop": False,
+               "comprehension": False, "stencil": False}
+"""Numba's parallel options of the parallel compilations: the ``prange`` loops run over the
+threads, and nothing else does. Left on, ``numpy`` and ``setitem`` turn each ``np.zeros`` and
+each ``a[:] = 0.0`` into a loop of its own: one outside the ``prange`` loops is a parallel
+region, compiled into a gufunc with its wrappers and started on every call for a few numbers;
+one inside runs on one thread anyway."""
+
+
+def compile_loop(py_func, parallel, **constants):
     """``njit(cache=True, parallel=parallel)`` of ``py_func``, cached under its own name.
 
     ``error_model="numpy"``: a division by zero gives inf or NaN instead of raising, so that
@@ -27,14 +36,23 @@ def compile_loop(py_func, parallel):
     bytecode, not by ``parallel`` (numba issue #6845), so the two compilations of one source
     would overwrite each other's cache entries; the parallel one is compiled from a copy named
     ``<name>_parallel``.
+
+    ``constants``: module globals of the body given these values in this compilation, for a
+    choice the caller makes in Python before the call (``UNIT_MAJOR=True``). Numba reads a
+    global as a constant and prunes the branches it decides before typing, so the code of the
+    paths not taken, and the functions only they call, are never compiled. The copy is named
+    after the values (``<name>_unit_major_1``), so that each has its own cache entries.
     """
-    if parallel:
-        name = py_func.__name__ + "_parallel"
+    if parallel or constants:
+        name = py_func.__name__ + ("_parallel" if parallel else "") + "".join(
+            f"_{key.lower()}_{int(value)}" for key, value in sorted(constants.items()))
         py_func = types.FunctionType(
-            py_func.__code__, py_func.__globals__, name, py_func.__defaults__, py_func.__closure__
+            py_func.__code__, {**py_func.__globals__, **constants} if constants
+            else py_func.__globals__, name, py_func.__defaults__, py_func.__closure__
         )
         py_func.__qualname__ = name
-    return njit(cache=True, parallel=parallel, error_model="numpy")(py_func)
+    return njit(cache=True, parallel=dict(PRANGE_ONLY) if parallel else False,
+                error_model="numpy")(py_func)
 
 
 @intrinsic

@@ -71,6 +71,7 @@ from numba import njit, prange
 
 from fastnn._jit import FASTMATH, compile_loop
 from fastnn._threads import THREADS
+from fastnn._validation import NO_WEIGHTS
 from fastnn.activations import ACTIVATIONS, activate_row, scale_by_derivative_row, sigmoid
 from fastnn.backends._base import Backend
 from fastnn.losses import loss_term_and_delta
@@ -300,7 +301,6 @@ def _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, 
         _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT)
 
 
-@njit(cache=True)
 def _unit_major(layers):
     """Whether the chunked kernel keeps its blocks unit-major (see :func:`_unit_rows`): when
     every layer after the input has fewer than ``NARROW`` units. Measured (unit-major ÷ rows,
@@ -311,18 +311,17 @@ def _unit_major(layers):
     wide W(0) needs the row-tiled product, into rows, then transposed): 64-32-10 1.01–1.02 /
     1.01, 100-50-10 0.98 / 1.01, 784-64-10 1.00–1.02 / 1.01–1.03, 784-128-10 0.98–1.02 /
     1.00–1.02, 784-256-128-64-10 1.01 / 1.05, 784-256-128-10 1.16 / 1.07."""
-    for l in range(1, layers.shape[0]):
-        if layers[l] >= NARROW:
-            return False
-    return True
+    return all(s < NARROW for s in layers[1:])
 
 
-@njit(cache=True)
-def _chunk_weights(theta, w_offsets, unit_major):
-    """``(W, Wᵀ)``: the contiguous copies of W(l) and W(l)ᵀ, every layer's, that the chunked
-    kernel reads when its blocks are rows; empty for unit-major blocks, which read Θ."""
-    n = 0 if unit_major else w_offsets[-1]
-    return np.empty(n, dtype=theta.dtype), np.empty(n, dtype=theta.dtype)
+UNIT_MAJOR = False
+"""Whether a compilation of the chunked kernel keeps its blocks unit-major (see
+:func:`_unit_major`): a constant of each compilation (``compile_loop(..., UNIT_MAJOR=...)``),
+chosen per network in Python, so that each compiles the code of one layout only."""
+
+PARALLEL_REDUCE = False
+"""Whether a compilation of :func:`_loss_and_delta_chunks` sums the chunks' Δ rows over the
+threads (see ``REDUCE_PARALLEL_MIN``): a constant of each compilation, like ``UNIT_MAJOR``."""
 
 
 @njit(cache=True)
@@ -433,7 +432,10 @@ def _forward_units(theta, layers, offsets, unit_offsets, X_block, activation, ac
         for j in range(s_out):
             Zt[j] = Theta[j, 0]
         if l == 0:
-            _add_dot_products(X_block, Theta, Zt.T, 1)
+            # OUT a view of any layout, w_off an int64 rather than the literal 1, as in
+            # _backward_units: one compilation of _add_dot_products serves both (OUT is written
+            # outside its inner loop, so the layout costs nothing)
+            _add_dot_products(X_block, Theta, Zt.T[:, :s_out], np.int64(1))
         else:
             _add_product(Theta[:, 1:], _unit_rows(acts, layers, unit_offsets, l, nb), Zt)
         if l < n_weights - 1:
@@ -464,10 +466,12 @@ def _backward_units(theta, layers, offsets, unit_offsets, w_offsets, X_block, ac
         s_in, s_out = layers[l], layers[l + 1]
         d = _unit_rows(deltas, layers, unit_offsets, l + 1, nb)
         DW_l = DW[w_offsets[l] : w_offsets[l + 1]].reshape((s_out, s_in))
-        if l == 0:
-            _add_product(d, X_block, DW_l)
+        if l == 0:  # d typed as the Θ(l)[:, 1:] of the other products (C is read as
+            # scalars, so the layout costs nothing): one compilation of _add_product serves all
+            _add_product(d[:, :nb], X_block, DW_l)
         else:
-            _add_dot_products(d, _unit_rows(acts, layers, unit_offsets, l, nb), DW_l)
+            _add_dot_products(d, _unit_rows(acts, layers, unit_offsets, l, nb), DW_l[:, :s_in],
+                              np.int64(0))  # typed as in _forward_units
         Db_l = Db[unit_offsets[l + 1] - unit_offsets[1] : unit_offsets[l + 2] - unit_offsets[1]]
         for j in range(s_out):
             total = Db_l[j]
@@ -478,8 +482,13 @@ def _backward_units(theta, layers, offsets, unit_offsets, w_offsets, X_block, ac
 
 
 NO_MASK = np.empty(0)
-"""``mask`` of :func:`_loss_and_delta_chunks` when only J's data term and the Δ sums are asked
-for (no penalty, no ∇J)."""
+NO_MASK.flags.writeable = False
+"""``mask`` of :func:`_loss_and_delta_chunks` when only J's data term and the Δ sums, or the
+outputs, are asked for (no penalty, no ∇J); read-only like the masks of
+:func:`~fastnn.network.penalty_mask`, so that the kernel is compiled for one type of mask."""
+
+NO_LABELS = np.empty(0, dtype=np.int64)
+"""``labels`` of :func:`_loss_and_delta_chunks` asked for the outputs."""
 
 NO_ROWS = np.empty(0, dtype=np.int64)
 """``rows`` of :func:`_loss_terms` when the block's examples are consecutive rows."""
@@ -580,22 +589,31 @@ def _finish_grad(Delta_sum, lo, hi, theta, mask, m_data, penalty, grad):
 
 def _loss_and_delta_chunks(
     theta, layers, offsets, unit_offsets, w_offsets, X, labels, Y, weights, activation, output,
-    need_grad, n_chunks, mask, m_data, penalty, grad,
+    need_grad, n_chunks, mask, m_data, penalty, grad, H, logits,
 ):
     """Σ_i w_i Σ_k loss term, Σ_i Δ contributions (float64, unrolled like θ) and, when
     ``mask`` is not empty, Σ (mask θ)² and (with ``need_grad``) ∇J written into ``grad`` (see
-    :func:`_finish_grad`): J and ∇J in the one call, with nothing left for NumPy to assemble."""
+    :func:`_finish_grad`): J and ∇J in the one call, with nothing left for NumPy to assemble.
+
+    With ``H`` of shape (m, K) instead of empty, the forward pass only: H[i] = h_Θ(x(i)) =
+    σ(z(L)) for every example, or z(L) itself with ``logits``; the targets are not read and
+    the sums are 0. The outputs come from this kernel rather than from one of their own
+    because a parallel compilation holds its loop body several times over (the gufunc and its
+    two wrappers each link it and optimize it again): a kernel for the forward pass alone
+    would take about as long to compile as this one."""
     m = X.shape[0]
     L = layers.shape[0]
     n_units = unit_offsets[-1] - unit_offsets[1]
-    unit_major = _unit_major(layers)
-    W, WT = _chunk_weights(theta, w_offsets, unit_major)
-    n_parts = _copy_parts(W, n_units)
-    for part in prange(n_parts):
-        _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
-    costs = np.zeros(n_chunks)
-    Delta_chunks = np.zeros((n_chunks, theta.shape[0] if need_grad else 0))
+    if not UNIT_MAJOR:  # blocks as rows read contiguous copies of every W(l) and W(l)ᵀ
+        W = np.empty(w_offsets[-1], dtype=theta.dtype)
+        WT = np.empty(w_offsets[-1], dtype=theta.dtype)
+        n_parts = _copy_parts(W, n_units)
+        for part in prange(n_parts):
+            _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
+    costs = np.empty(n_chunks)
+    Delta_chunks = np.empty((n_chunks, theta.shape[0] if need_grad else 0))
     for c in prange(n_chunks):
+        Delta_chunks[c] = 0.0  # by the chunk's thread
         acts = np.empty(BLOCK * n_units, dtype=theta.dtype)
         deltas = np.empty(BLOCK * n_units, dtype=theta.dtype)
         DW = np.empty(w_offsets[-1] if need_grad else 0, dtype=theta.dtype)
@@ -609,7 +627,7 @@ def _loss_and_delta_chunks(
             stop = min(start + BLOCK, chunk_stop)
             X_block = X[start:stop]
             nb = stop - start
-            if unit_major:
+            if UNIT_MAJOR:
                 _forward_units(theta, layers, offsets, unit_offsets, X_block, activation, acts)
                 Z_out = _unit_rows(acts, layers, unit_offsets, L - 1, nb)
                 d_out = _unit_rows(deltas, layers, unit_offsets, L - 1, nb)
@@ -618,10 +636,16 @@ def _loss_and_delta_chunks(
                                  activation, acts, BLOCK, 0)
                 Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, BLOCK, 0, nb)
                 d_out = _layer_rows(deltas, layers, unit_offsets, L - 1, BLOCK, 0, nb)
+            if H.shape[0] > 0:
+                Z_rows = Z_out.T if UNIT_MAJOR else Z_out
+                for b in range(nb):
+                    for k in range(H.shape[1]):
+                        H[start + b, k] = Z_rows[b, k] if logits else sigmoid(Z_rows[b, k])
+                continue
             cost += _loss_terms(Z_out, d_out, labels, Y, weights, NO_ROWS, start, output,
-                                unit_major)
+                                UNIT_MAJOR)
             if need_grad:
-                if unit_major:
+                if UNIT_MAJOR:
                     _backward_units(theta, layers, offsets, unit_offsets, w_offsets, X_block,
                                     activation, acts, deltas, DW, Db)
                 else:
@@ -644,7 +668,7 @@ def _loss_and_delta_chunks(
         squares = _finish_grad(Delta_sum, 0, theta.shape[0], theta, mask, m_data, penalty,
                                grad) if mask.shape[0] > 0 else 0.0
         return total, Delta_sum, squares
-    if n_chunks * P < REDUCE_PARALLEL_MIN:  # on one thread, quicker than starting them
+    if not PARALLEL_REDUCE:  # few numbers: on one thread, quicker than starting the threads
         _add_rows(Delta_chunks, 0, P, Delta_sum)
         squares = _finish_grad(Delta_sum, 0, P, theta, mask, m_data, penalty,
                                grad) if mask.shape[0] > 0 else 0.0
@@ -662,36 +686,6 @@ def _loss_and_delta_chunks(
     for task in range(n_tasks):
         squares += task_squares[task]
     return total, Delta_sum, squares
-
-
-def _forward_chunks(
-    theta, layers, offsets, unit_offsets, w_offsets, X, activation, logits, n_chunks, H
-):
-    """H[i] = h_Θ(x(i)) = σ(z(L)) for every example, or z(L) itself with ``logits``."""
-    m = X.shape[0]
-    L = layers.shape[0]
-    n_units = unit_offsets[-1] - unit_offsets[1]
-    unit_major = _unit_major(layers)
-    W, WT = _chunk_weights(theta, w_offsets, unit_major)
-    n_parts = _copy_parts(W, n_units)
-    for part in prange(n_parts):
-        _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
-    for c in prange(n_chunks):
-        acts = np.empty(BLOCK * n_units, dtype=theta.dtype)
-        chunk_stop = (c + 1) * m // n_chunks
-        for start in range(c * m // n_chunks, chunk_stop, BLOCK):
-            stop = min(start + BLOCK, chunk_stop)
-            if unit_major:
-                _forward_units(theta, layers, offsets, unit_offsets, X[start:stop], activation,
-                               acts)
-                Z_out = _unit_rows(acts, layers, unit_offsets, L - 1, stop - start).T
-            else:
-                _propagate_block(theta, layers, offsets, unit_offsets, W, WT, w_offsets,
-                                 X[start:stop], activation, acts, BLOCK, 0)
-                Z_out = _layer_rows(acts, layers, unit_offsets, L - 1, BLOCK, 0, stop - start)
-            for b in range(stop - start):
-                for k in range(H.shape[1]):
-                    H[start + b, k] = Z_out[b, k] if logits else sigmoid(Z_out[b, k])
 
 
 BATCH_ROWS = 1024
@@ -990,20 +984,31 @@ class NumbaBackend(Backend):
 
     def __init__(self, parallel):
         self.parallel = parallel
-        self._loss_and_delta = compile_loop(_loss_and_delta_chunks, parallel)
+        self._chunked = {
+            (unit_major, parallel_reduce): compile_loop(
+                _loss_and_delta_chunks, parallel, UNIT_MAJOR=unit_major,
+                PARALLEL_REDUCE=parallel_reduce)
+            for unit_major in (False, True) for parallel_reduce in (False, True)
+        }
         self._batch = compile_loop(_batch_cost_and_grad, parallel)
-        self._forward = compile_loop(_forward_chunks, parallel)
         self._call = THREADS.call if parallel else _call
+
+    def _loss_and_delta_kernel(self, layers, m, P):
+        """The compilation of :func:`_loss_and_delta_chunks` for a network's layout and for
+        how the Δ rows of m examples are summed (over the threads from ``REDUCE_PARALLEL_MIN``
+        numbers); the same for J alone and for J and ∇J, so that a training run compiles one."""
+        return self._chunked[_unit_major(layers), n_chunks(m) * P >= REDUCE_PARALLEL_MIN]
 
     def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
         """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
         X, targets = data.materialize()
         layers = tuple(layers)
+        kernel = self._loss_and_delta_kernel(layers, X.shape[0], theta.shape[0])
         total, Delta, _ = self._call(
-            ("chunks", layers, X.shape[0], theta.dtype.char, need_grad), self._loss_and_delta,
+            ("chunks", layers, X.shape[0], theta.dtype.char, need_grad), kernel,
             theta, *_layout(layers)[:4], X, targets.labels, targets.Y, targets.weights,
             ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]), NO_MASK, 1.0,
-            0.0, np.empty(0, dtype=theta.dtype),
+            0.0, np.empty(0, dtype=theta.dtype), np.empty((0, 0), dtype=theta.dtype), False,
         )
         return total, (Delta if need_grad else None)
 
@@ -1019,11 +1024,13 @@ class NumbaBackend(Backend):
                 else np.empty(theta.shape[0] if need_grad else 0, dtype=theta.dtype))
         if data.m > BATCH_ROWS or theta.shape[0] < BATCH_MIN_PARAMS:
             X, targets = data.materialize()
+            kernel = self._loss_and_delta_kernel(layers, X.shape[0], theta.shape[0])
             total, _, squares = self._call(
-                ("chunks", layers, data.m, theta.dtype.char, need_grad), self._loss_and_delta,
+                ("chunks", layers, data.m, theta.dtype.char, need_grad), kernel,
                 theta, *layout[:4], X, targets.labels, targets.Y, targets.weights,
                 ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]),
                 penalty_mask(layers), float(data.m), lam / m, grad,
+                np.empty((0, 0), dtype=theta.dtype), False,
             )
             # As Backend.cost_and_grad: diverged weights give J = inf, for callers to see.
             J = total / data.m + 0.5 * lam * squares / m
@@ -1041,10 +1048,13 @@ class NumbaBackend(Backend):
         """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
         H = np.empty((X.shape[0], layers[-1]), dtype=theta.dtype)
         layers = tuple(layers)
-        self._call(
-            ("forward", layers, X.shape[0], theta.dtype.char), self._forward,
-            theta, *_layout(layers)[:4], X, ACTIVATIONS[activation].code, logits,
-            n_chunks(X.shape[0]), H,
+        kernel = self._loss_and_delta_kernel(layers, X.shape[0], theta.shape[0])
+        self._call(  # the targets' arrays empty, of the types a training run passes
+            ("forward", layers, X.shape[0], theta.dtype.char), kernel,
+            theta, *_layout(layers)[:4], X, NO_LABELS,
+            np.empty((0, layers[-1]), dtype=theta.dtype), NO_WEIGHTS,
+            ACTIVATIONS[activation].code, 0, False, n_chunks(X.shape[0]), NO_MASK, 1.0, 0.0,
+            np.empty(0, dtype=theta.dtype), H, logits,
         )
         return H
 
