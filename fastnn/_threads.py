@@ -49,32 +49,36 @@ class _Kind:
 
     __slots__ = ("choice", "countdown", "interval", "probing", "times", "warm")
 
-    def __init__(self):
+    def __init__(self, choice):
         self.times = (deque(maxlen=ThreadChoice.SAMPLES), deque(maxlen=ThreadChoice.SAMPLES))
-        self.choice = ALL
+        self.choice = choice
         self.interval = ThreadChoice.FIRST_INTERVAL
         self.countdown = ThreadChoice.SAMPLES
-        self.probing = False
+        self.probing = 0
         self.warm = False
 
     def pick(self):
+        """The choice for the next call: the current one, or the other during a re-try."""
         if self.countdown > 0:
             self.countdown -= 1
             return self.choice
-        self.probing = True
+        self.probing += 1
         return ONE - self.choice
 
     def record(self, choice, seconds):
+        """Keep the time of a call; True when it was a re-try, which has now decided."""
         if not self.warm:  # the first call of a kind may load or compile the kernel
             self.warm = True
-            return
+            return False
         times = self.times[choice]
         if not self.probing:
             times.append(seconds)
-            return
+            return False
+        if self.probing < ThreadChoice.PROBE_CALLS:  # threads asleep since the last re-try
+            return False
         # A re-try stands for the other choice alone: its older times may be from another
         # state of the machine.
-        self.probing = False
+        self.probing = 0
         times.clear()
         times.append(seconds)
         if seconds < statistics.median(self.times[self.choice]):
@@ -84,17 +88,20 @@ class _Kind:
         else:
             self.interval = min(2 * self.interval, ThreadChoice.LONGEST_INTERVAL)
             self.countdown = self.interval
+        return True
 
 
 class ThreadChoice:
     """Runs each call of a parallel kernel on all of Numba's threads or on the calling thread,
-    by the times measured for its kind of call (a key: the kernel, the network, the rows, the
-    dtype).
+    by the times measured for its kind of call (a key: the kernel, the network, the rows'
+    :func:`size_class`, the dtype).
 
-    A kind starts on all threads; after ``SAMPLES`` timed calls it tries one thread once, and
-    keeps whichever was faster: the new choice if that one call beat the median of the last
-    ``SAMPLES`` calls of the current choice, else the current choice, which then goes twice as
-    many calls (up to ``LONGEST_INTERVAL``) before the next try. A machine that becomes busy
+    A new kind starts on the choice the last decision of any kind made (the state of the
+    machine is the same for all; all threads at first); after ``SAMPLES`` timed calls it tries
+    the other choice (``PROBE_CALLS`` calls, the last timed) and keeps whichever was faster:
+    the other choice if its call beat the median of the last ``SAMPLES`` calls of the current
+    choice, else the current choice, which then goes twice as many calls (up to
+    ``LONGEST_INTERVAL``) before the next try. A machine that becomes busy
     slows the calls on all threads and the median follows within two calls; one that becomes
     idle again is found at the next try. The calls that decide are the calls themselves: no
     call is made only to measure.
@@ -103,9 +110,14 @@ class ThreadChoice:
     SAMPLES = 3
     FIRST_INTERVAL = 4
     LONGEST_INTERVAL = 256
+    PROBE_CALLS = 2
+    """Calls of a re-try; only the last is timed, as the first of a re-try on all threads
+    also wakes them (and, on a virtual machine, the cores they were idle on), which a choice
+    kept for many calls does not pay."""
 
     def __init__(self):
         self._kinds = {}
+        self._last = ALL
 
     def call(self, key, kernel, *args):
         """``kernel(*args)`` on the threads chosen for calls of kind ``key``."""
@@ -114,7 +126,7 @@ class ThreadChoice:
             return kernel(*args)
         kind = self._kinds.get(key)
         if kind is None:
-            kind = self._kinds[key] = _Kind()
+            kind = self._kinds[key] = _Kind(self._last)
         choice = kind.pick()
         if choice == ONE:
             numba.set_num_threads(1)
@@ -124,7 +136,8 @@ class ThreadChoice:
         finally:
             if choice == ONE:
                 numba.set_num_threads(most)
-        kind.record(choice, perf_counter() - start)
+        if kind.record(choice, perf_counter() - start):
+            self._last = kind.choice
         return result
 
     def choices(self):
@@ -134,6 +147,13 @@ class ThreadChoice:
     def forget(self):
         """Drop every measurement (each kind starts again on all threads)."""
         self._kinds.clear()
+        self._last = ALL
+
+
+def size_class(n):
+    """The power of two at or above n: the rows of calls that share a kind (a mini-batch of
+    200 rows and an epoch's last batch of 197 are timed as one kind)."""
+    return 1 << max(n - 1, 0).bit_length()
 
 
 THREADS = ThreadChoice()

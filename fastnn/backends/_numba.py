@@ -70,7 +70,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastnn._jit import FASTMATH, compile_loop
-from fastnn._threads import THREADS
+from fastnn._threads import THREADS, size_class
 from fastnn._validation import NO_WEIGHTS
 from fastnn.activations import ACTIVATIONS, activate_row, scale_by_derivative_row, sigmoid
 from fastnn.backends._base import Backend
@@ -1005,7 +1005,7 @@ class NumbaBackend(Backend):
         layers = tuple(layers)
         kernel = self._loss_and_delta_kernel(layers, X.shape[0], theta.shape[0])
         total, Delta, _ = self._call(
-            ("chunks", layers, X.shape[0], theta.dtype.char, need_grad), kernel,
+            ("chunks", layers, size_class(X.shape[0]), theta.dtype.char, need_grad), kernel,
             theta, *_layout(layers)[:4], X, targets.labels, targets.Y, targets.weights,
             ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]), NO_MASK, 1.0,
             0.0, np.empty(0, dtype=theta.dtype), np.empty((0, 0), dtype=theta.dtype), False,
@@ -1026,7 +1026,7 @@ class NumbaBackend(Backend):
             X, targets = data.materialize()
             kernel = self._loss_and_delta_kernel(layers, X.shape[0], theta.shape[0])
             total, _, squares = self._call(
-                ("chunks", layers, data.m, theta.dtype.char, need_grad), kernel,
+                ("chunks", layers, size_class(data.m), theta.dtype.char, need_grad), kernel,
                 theta, *layout[:4], X, targets.labels, targets.Y, targets.weights,
                 ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]),
                 penalty_mask(layers), float(data.m), lam / m, grad,
@@ -1038,10 +1038,10 @@ class NumbaBackend(Backend):
         rows = data.rows if data.rows is not None else _all_rows(data.m)
         targets = data.targets
         with _batch_buffers(data.workspace, layers, layout, theta.dtype, data.m) as buffers:
-            J = self._call(("batch", layers, data.m, theta.dtype.char, need_grad), self._batch,
-                           theta, *layout, data.X, rows, targets.labels, targets.Y,
-                           targets.weights, ACTIVATIONS[activation].code, output, need_grad,
-                           lam / m, grad, *buffers)
+            key = ("batch", layers, size_class(data.m), theta.dtype.char, need_grad)
+            J = self._call(key, self._batch, theta, *layout, data.X, rows, targets.labels,
+                           targets.Y, targets.weights, ACTIVATIONS[activation].code, output,
+                           need_grad, lam / m, grad, *buffers)
         return float(J), (grad if need_grad else None)
 
     def forward(self, theta, layers, X, activation, logits=False):
@@ -1050,7 +1050,7 @@ class NumbaBackend(Backend):
         layers = tuple(layers)
         kernel = self._loss_and_delta_kernel(layers, X.shape[0], theta.shape[0])
         self._call(  # the targets' arrays empty, of the types a training run passes
-            ("forward", layers, X.shape[0], theta.dtype.char), kernel,
+            ("forward", layers, size_class(X.shape[0]), theta.dtype.char), kernel,
             theta, *_layout(layers)[:4], X, NO_LABELS,
             np.empty((0, layers[-1]), dtype=theta.dtype), NO_WEIGHTS,
             ACTIVATIONS[activation].code, 0, False, n_chunks(X.shape[0]), NO_MASK, 1.0, 0.0,

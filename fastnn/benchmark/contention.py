@@ -33,6 +33,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from fastnn.benchmark.threads import PAUSE_S
 from fastnn.benchmark.workloads import WORKLOADS, make_data
 
 BUSY = (0, 1, 2)
@@ -114,7 +115,8 @@ def run_contention(busy=BUSY, runs=RUNS, repeats=5, scale=1.0, progress=None):
         Items of :data:`RUNS`.
     repeats : int
         Timed fits per implementation and condition, taken in turns (the order of the two
-        alternates), after one untimed fit of each.
+        alternates; a pause of :data:`~fastnn.benchmark.PAUSE_S` after each, for the idle
+        threads of its thread pools to stop spinning), after one untimed fit of each.
     scale : float
         Fraction of the MNIST-shaped workload's 60,000 rows.
     progress : callable, optional
@@ -146,6 +148,7 @@ def run_contention(busy=BUSY, runs=RUNS, repeats=5, scale=1.0, progress=None):
                         start = time.perf_counter()
                         _fit(name, run, X, y)
                         times[run][n][name].append(time.perf_counter() - start)
+                        time.sleep(PAUSE_S)  # for the idle threads of its pools to stop
     return {"busy": busy, "runs": list(runs), "repeats": repeats, "times": times}
 
 
