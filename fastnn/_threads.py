@@ -16,8 +16,10 @@ Waiting: Numba's ``omp`` threading layer uses libgomp, whose idle threads spin f
 ``GOMP_SPINCOUNT`` iterations (300,000 unless set, milliseconds on this machine class) before
 they sleep. A spinning thread keeps its core from the thread it is waiting for when another
 process wants the other core. :func:`bounded_spin` sets a short spin, long enough to bridge the
-gaps between the parallel loops of one call, before Numba first loads libgomp, unless the
-environment already says how OpenMP threads wait.
+serial stretches of a call and the Python between calls (shorter, the threads fall asleep
+and the next parallel loop waits for them to wake), before Numba first loads libgomp, unless
+the environment already says how OpenMP threads wait. A busy machine is the per-call choice's
+to handle: it keeps the threads idle there. ``docs/threads.md`` has the measurements.
 """
 
 import os
@@ -27,8 +29,8 @@ from time import perf_counter
 
 import numba
 
-SPIN_COUNT = "1000"
-"""libgomp's ``GOMP_SPINCOUNT`` that :func:`bounded_spin` sets: about 20 µs of spinning here."""
+SPIN_COUNT = "30000"
+"""libgomp's ``GOMP_SPINCOUNT`` that :func:`bounded_spin` sets: about 0.5 ms of spinning here."""
 
 
 def bounded_spin():
@@ -53,7 +55,7 @@ class _Kind:
         self.times = (deque(maxlen=ThreadChoice.SAMPLES), deque(maxlen=ThreadChoice.SAMPLES))
         self.choice = choice
         self.interval = ThreadChoice.FIRST_INTERVAL
-        self.countdown = ThreadChoice.SAMPLES
+        self.countdown = self.interval + 1  # and the first call, not timed
         self.probing = 0
         self.warm = False
 
@@ -83,8 +85,7 @@ class _Kind:
         times.append(seconds)
         if seconds < statistics.median(self.times[self.choice]):
             self.choice = choice
-            self.interval = ThreadChoice.FIRST_INTERVAL
-            self.countdown = ThreadChoice.SAMPLES
+            self.interval = self.countdown = ThreadChoice.FIRST_INTERVAL
         else:
             self.interval = min(2 * self.interval, ThreadChoice.LONGEST_INTERVAL)
             self.countdown = self.interval
@@ -97,18 +98,19 @@ class ThreadChoice:
     :func:`size_class`, the dtype).
 
     A new kind starts on the choice the last decision of any kind made (the state of the
-    machine is the same for all; all threads at first); after ``SAMPLES`` timed calls it tries
-    the other choice (``PROBE_CALLS`` calls, the last timed) and keeps whichever was faster:
-    the other choice if its call beat the median of the last ``SAMPLES`` calls of the current
-    choice, else the current choice, which then goes twice as many calls (up to
-    ``LONGEST_INTERVAL``) before the next try. A machine that becomes busy
+    machine is the same for all; all threads at first); after ``FIRST_INTERVAL`` calls it
+    tries the other choice (``PROBE_CALLS`` calls, the last timed) and keeps whichever was
+    faster: the other choice if its call beat the median of the last ``SAMPLES`` calls of the
+    current choice, else the current choice, which then goes twice as many calls (up to
+    ``LONGEST_INTERVAL``) before the next try. A handful of calls (a benchmark's, a gradient
+    check's) pays no re-try. A machine that becomes busy
     slows the calls on all threads and the median follows within two calls; one that becomes
     idle again is found at the next try. The calls that decide are the calls themselves: no
     call is made only to measure.
     """
 
     SAMPLES = 3
-    FIRST_INTERVAL = 4
+    FIRST_INTERVAL = 8
     LONGEST_INTERVAL = 256
     PROBE_CALLS = 2
     """Calls of a re-try; only the last is timed, as the first of a re-try on all threads
