@@ -29,8 +29,8 @@ from time import perf_counter
 
 import numba
 
-SPIN_COUNT = "30000"
-"""libgomp's ``GOMP_SPINCOUNT`` that :func:`bounded_spin` sets: about 0.5 ms of spinning here."""
+SPIN_COUNT = "10000"
+"""libgomp's ``GOMP_SPINCOUNT`` that :func:`bounded_spin` sets: about 0.2 ms of spinning here."""
 
 
 def bounded_spin():
@@ -76,7 +76,7 @@ class _Kind:
         if not self.probing:
             times.append(seconds)
             return False
-        if self.probing < ThreadChoice.PROBE_CALLS:  # threads asleep since the last re-try
+        if choice == ALL and self.probing < ThreadChoice.PROBE_CALLS:  # threads asleep
             return False
         # A re-try stands for the other choice alone: its older times may be from another
         # state of the machine.
@@ -99,23 +99,22 @@ class ThreadChoice:
 
     A new kind starts on the choice the last decision of any kind made (the state of the
     machine is the same for all; all threads at first); after ``FIRST_INTERVAL`` calls it
-    tries the other choice (``PROBE_CALLS`` calls, the last timed) and keeps whichever was
-    faster: the other choice if its call beat the median of the last ``SAMPLES`` calls of the
-    current choice, else the current choice, which then goes twice as many calls (up to
-    ``LONGEST_INTERVAL``) before the next try. A handful of calls (a benchmark's, a gradient
-    check's) pays no re-try. A machine that becomes busy
+    tries the other choice (on all threads ``PROBE_CALLS`` calls, the last timed) and keeps
+    whichever was faster: the other choice if its call beat the median of the last
+    ``SAMPLES`` calls of the current choice, else the current choice, which then goes twice as
+    many calls (up to ``LONGEST_INTERVAL``) before the next try. A machine that becomes busy
     slows the calls on all threads and the median follows within two calls; one that becomes
     idle again is found at the next try. The calls that decide are the calls themselves: no
     call is made only to measure.
     """
 
     SAMPLES = 3
-    FIRST_INTERVAL = 8
+    FIRST_INTERVAL = 4
     LONGEST_INTERVAL = 256
     PROBE_CALLS = 2
-    """Calls of a re-try; only the last is timed, as the first of a re-try on all threads
-    also wakes them (and, on a virtual machine, the cores they were idle on), which a choice
-    kept for many calls does not pay."""
+    """Calls of a re-try on all threads; only the last is timed, as the first also wakes the
+    threads (and, on a virtual machine, the cores they were idle on), which a choice kept for
+    many calls does not pay. A re-try on one thread is one call."""
 
     def __init__(self):
         self._kinds = {}
