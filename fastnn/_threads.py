@@ -55,9 +55,9 @@ class _Kind:
         self.times = (deque(maxlen=ThreadChoice.SAMPLES), deque(maxlen=ThreadChoice.SAMPLES))
         self.choice = choice
         self.interval = ThreadChoice.FIRST_INTERVAL
-        self.countdown = self.interval + 1  # and the first call, not timed
+        self.countdown = self.interval + ThreadChoice.WARM_CALLS
         self.probing = 0
-        self.warm = False
+        self.warm = ThreadChoice.WARM_CALLS
 
     def pick(self):
         """The choice for the next call: the current one, or the other during a re-try."""
@@ -69,8 +69,8 @@ class _Kind:
 
     def record(self, choice, seconds):
         """Keep the time of a call; True when it was a re-try, which has now decided."""
-        if not self.warm:  # the first call of a kind may load or compile the kernel
-            self.warm = True
+        if self.warm:
+            self.warm -= 1
             return False
         times = self.times[choice]
         if not self.probing:
@@ -98,7 +98,8 @@ class ThreadChoice:
     :func:`size_class`, the dtype).
 
     A new kind starts on the choice the last decision of any kind made (the state of the
-    machine is the same for all; all threads at first); after ``FIRST_INTERVAL`` calls it
+    machine is the same for all; all threads at first); after ``WARM_CALLS`` untimed calls
+    and ``FIRST_INTERVAL`` timed ones it
     tries the other choice (on all threads ``PROBE_CALLS`` calls, the last timed) and keeps
     whichever was faster: the other choice if its call beat the median of the last
     ``SAMPLES`` calls of the current choice, else the current choice, which then goes twice as
@@ -109,6 +110,11 @@ class ThreadChoice:
     """
 
     SAMPLES = 3
+    WARM_CALLS = 3
+    """The first calls of a kind, not timed: the first loads (or compiles) the kernel, and the
+    next few still fault in the memory of its buffers and wake cores that were idle; on a
+    call of a few milliseconds they took 2–3 times as long as the calls after them, which
+    would decide the first re-try."""
     FIRST_INTERVAL = 4
     LONGEST_INTERVAL = 256
     PROBE_CALLS = 2

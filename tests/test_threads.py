@@ -34,13 +34,14 @@ def test_the_faster_choice_wins(on_all, on_one, expected):
     choice = ThreadChoice()
     kernel = sleeper(on_all, on_one)
     before = numba.get_num_threads()
-    runs = [choice.call("kind", kernel) for _ in range(60)]
+    runs = [choice.call("kind", kernel) for _ in range(64)]
     assert choice.choices() == {"kind": expected}
     assert numba.get_num_threads() == before
     # The first calls run on all threads; the slower choice is re-tried less and less often.
-    assert runs[: ThreadChoice.FIRST_INTERVAL + 1] == [before] * (ThreadChoice.FIRST_INTERVAL + 1)
+    first = ThreadChoice.WARM_CALLS + ThreadChoice.FIRST_INTERVAL
+    assert runs[:first] == [before] * first
     slow = 1 if expected == "all" else before
-    assert runs[40:].count(slow) == 0
+    assert runs[42:].count(slow) == 0
 
 
 def test_a_change_of_the_machine_is_followed():
