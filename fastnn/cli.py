@@ -15,7 +15,7 @@ import numpy as np
 
 from fastnn._validation import check_lam
 from fastnn.activations import ACTIVATIONS
-from fastnn.backends import BACKENDS, available_backends
+from fastnn.backends import BACKENDS, available_backends, cluster_backends
 from fastnn.cost import check_gradients, cost_and_grad
 from fastnn.losses import LOSSES
 from fastnn.network import init_weights, n_params, pack
@@ -114,9 +114,11 @@ def train_command(args):
         raise CommandError(f"cannot split {args.data} into train and test: {error}") from None
     backend = args.backend
     if args.scheduler is not None:
-        if backend not in ("auto", "dask"):
-            raise CommandError(f"--backend {backend}: with --scheduler the backend is dask")
-        backend = "dask"
+        on_clusters = cluster_backends()
+        if backend != "auto" and backend not in on_clusters:
+            raise CommandError(f"--backend {backend}: with --scheduler the backend is "
+                               f"{' or '.join(on_clusters)}")
+        backend = on_clusters[0] if backend == "auto" else backend
     estimator = (MLPRegressor if regression else MLPClassifier)(
         hidden_layer_sizes=tuple(args.hidden), alpha=args.alpha, solver=args.solver,
         learning_rate_init=args.lr, max_iter=args.max_iter, batch_size=args.batch_size,
@@ -126,7 +128,7 @@ def train_command(args):
 
     with contextlib.ExitStack() as cluster:
         if args.scheduler is not None:
-            print(f"scheduler: {_connect(args.scheduler, cluster)}")
+            print(f"scheduler: {_connect(BACKENDS[backend], args.scheduler, cluster)}")
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # reported below as iterations
@@ -172,29 +174,13 @@ def rmse(y, prediction):
     return float(np.sqrt(np.mean(np.square(np.asarray(y, np.float64) - prediction))))
 
 
-def _connect(scheduler, stack):
-    """A default Dask client for ``--scheduler``: a LocalCluster of one single-threaded worker
-    process per core for ``local``, else the scheduler at that address. Returns its address."""
-    from fastnn.backends._dask import _modules
-
+def _connect(backend, scheduler, stack):
+    """``backend`` computing, until ``stack`` closes, on the cluster ``--scheduler`` names
+    (:meth:`fastnn.backends.Backend.cluster`); returns the cluster's description."""
     try:
-        distributed = _modules()[2]
-    except ImportError as error:
+        return stack.enter_context(backend.cluster(scheduler))
+    except (ImportError, ConnectionError) as error:
         raise CommandError(f"--scheduler: {error}") from None
-    if scheduler == "local":
-        import logging
-
-        cluster = stack.enter_context(distributed.LocalCluster(
-            n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0",
-            silence_logs=logging.ERROR))
-        client = stack.enter_context(distributed.Client(cluster))
-    else:
-        try:
-            client = stack.enter_context(distributed.Client(scheduler, timeout="10s"))
-        except (OSError, TimeoutError, ValueError) as error:
-            raise CommandError(f"--scheduler: cannot connect to {scheduler}: {error}") from None
-    n_workers = len(client.scheduler_info()["workers"])
-    return f"{client.scheduler.address} ({n_workers} workers)"
 
 
 def plot_history(history, path, score_name):

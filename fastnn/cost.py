@@ -26,7 +26,7 @@ from fastnn._validation import (
     check_X,
 )
 from fastnn.activations import ACTIVATIONS
-from fastnn.backends import BACKENDS, auto_backend, backend_for
+from fastnn.backends import BACKENDS, backend_for
 from fastnn.losses import LOSSES, NUMPY_LOSSES, OUTPUT_ACTIVATIONS, output_code
 from fastnn.network import n_params, pack, penalty_mask, unpack
 
@@ -82,7 +82,7 @@ class Objective:
         self.output_activation = check_choice(output_activation, "output_activation",
                                               OUTPUT_ACTIVATIONS)
         self._output = output_code(self.output_activation, self.loss)
-        self._backend = backend_for(self.backend, self.layers)
+        self._backend = backend_for(self.backend)
         self.data = self._backend.prepare(X, y, self.layers, self.dtype, client,
                                           real=self.regression, sample_weight=sample_weight)
         self.m = self.data.m
@@ -121,12 +121,10 @@ class Objective:
         return self._evaluate(vec, need_grad=True, rows=rows,
                               out=check_out(out, self.n_params, self.dtype))
 
-    def backend_name(self, rows=None):
+    def computed_by(self, rows=None):
         """The backend that evaluates this objective on batches of ``rows`` examples (all of
-        them when None), ``"auto"`` resolved."""
-        if self.backend != "auto":
-            return self.backend
-        return auto_backend(self.layers, self.m if rows is None else rows, self.dtype)
+        them when None), ``"auto"`` resolved (:meth:`fastnn.backends.Backend.choose`)."""
+        return self._backend.choose(self.layers, self.m if rows is None else rows, self.dtype)
 
     def cost(self, vec):
         """J at θ = ``vec`` (no backpropagation)."""
@@ -284,7 +282,7 @@ def forward(thetas, X, *, activation="sigmoid", output_activation="sigmoid", bac
     check_choice(activation, "activation", ACTIVATIONS)
     identity = check_choice(output_activation, "output_activation",
                             OUTPUT_ACTIVATIONS) == "identity"
-    implementation = backend_for(backend, layers)
+    implementation = backend_for(backend)
     if not implementation.holds(X):
         X = check_X(X, layers[0], vec.dtype)
     return implementation.forward(vec, layers, X, activation, logits or identity)

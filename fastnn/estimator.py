@@ -33,7 +33,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from fastnn._validation import check_weights
 from fastnn.activations import ACTIVATIONS
-from fastnn.backends import BACKENDS
+from fastnn.backends import BACKENDS, backend_for
 from fastnn.cost import Objective, forward
 from fastnn.io import ModelFileError, read_model, write_model
 from fastnn.losses import LOSSES
@@ -164,15 +164,14 @@ class _BaseMLP(BaseEstimator):
         return [n_features, *self._hidden(), n_outputs]
 
     @property
-    def _remote(self):
-        """The backend when it computes elsewhere on data it keeps there, else None."""
-        backend = BACKENDS.get(self.backend)
-        return None if backend is None or backend.in_process else backend
+    def _backend(self):
+        """The implementation behind ``backend`` (:func:`fastnn.backends.backend_for`)."""
+        return backend_for(self.backend)
 
     @property
     def _local_backend(self):
         """The backend for in-memory data (validation, prediction)."""
-        return "auto" if self._remote is not None else self.backend
+        return self.backend if self._backend.in_process else "auto"
 
     def _validate_Xy(self, X, y, reset):
         """X as a float array of ``dtype`` and y checked (numeric for the regressor)."""
@@ -215,7 +214,7 @@ class _BaseMLP(BaseEstimator):
         warm = self.warm_start and hasattr(self, "thetas_")
         if not warm:
             self.__dict__.pop("_optimizer", None)
-        if self._remote is not None:
+        if not self._backend.in_process:
             X, y_encoded = self._remote_data(X, y, warm)
         else:
             X, y = self._validate_Xy(X, y, reset=not warm)
@@ -343,10 +342,11 @@ class _BaseMLP(BaseEstimator):
         """h_Θ(x) of every row of X, shape (m, K): σ(z(L)), or z(L) with ``logits`` or the
         identity output."""
         check_is_fitted(self, "thetas_")
-        if self._remote is not None and self._remote.holds(X):
+        backend = self._backend
+        if backend.holds(X):
             layers = self._layers(self.n_features_in_, self.thetas_[-1].shape[0])
-            return self._remote.forward(pack(self.thetas_), layers, X, self.activation,
-                                        logits or self._output_activation == "identity")
+            return backend.forward(pack(self.thetas_), layers, X, self.activation,
+                                   logits or self._output_activation == "identity")
         X = validate_data(self, X, reset=False, dtype=self._dtype())
         return forward(self.thetas_, X, activation=self.activation,
                        output_activation=self._output_activation,
@@ -582,11 +582,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if reset:
             self._multilabel = np.ndim(y) == 2
             self.classes_ = (np.arange(np.shape(y)[1]) if self._multilabel
-                             else self._remote.classes(y))
+                             else self._backend.classes(y))
             self._check_two_classes()
         if self._multilabel:
             return y
-        return self._remote.encode(y, self.classes_)
+        return self._backend.encode(y, self.classes_)
 
     def _stratify(self, y):
         """Stratify by class, unless multi-label or a class has fewer than 2 examples."""
@@ -681,9 +681,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if self._multilabel:
             return (H >= 0.5).astype(np.int64)
         index = (H[:, 0] >= 0.5).astype(np.intp) if H.shape[1] == 1 else H.argmax(axis=1)
-        if not isinstance(index, np.ndarray):  # an array left where it is, e.g. on Dask
-            return index.map_blocks(self.classes_.take, dtype=self.classes_.dtype)
-        return self.classes_[index]
+        return self._backend.decode(index, self.classes_)
 
     # -- model files -------------------------------------------------------------------------
 

@@ -277,12 +277,14 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
             out[:] = theta
         theta = out
     batch = objective.m if solver in ("lbfgs", "gd") else max(1, min(batch_size, objective.m))
-    # With a Numba backend, any BLAS call around the loop (the validation set's forward pass
-    # when "auto" gives it to NumPy, a callback) would wake OpenBLAS's threads to spin
-    # afterwards, taking the cores from Numba's threads (measured with SciPy's L-BFGS-B, which
-    # called BLAS: digits with numba-parallel 2.6 s with BLAS threads, 0.4 s without).
-    blas_limit = (_blas().limit(limits=1, user_api="blas")
-                  if objective.backend_name(batch) != "numpy" else nullcontext())
+    backend = objective.computed_by(batch)
+    # Beside a backend that does not call BLAS, any BLAS call around the loop (the validation
+    # set's forward pass when "auto" gives it to NumPy, a callback) would wake OpenBLAS's
+    # threads to spin afterwards, taking the cores from the backend's threads (measured with
+    # SciPy's L-BFGS-B, which called BLAS: digits with numba-parallel 2.6 s with BLAS threads,
+    # 0.4 s without).
+    blas_limit = (nullcontext() if backend.calls_blas
+                  else _blas().limit(limits=1, user_api="blas"))
     stochastic = solver in STOCHASTIC_SOLVERS
     # disable=None: a bar on a terminal only, not one line per update in a log file.
     bar = tqdm(total=max_iter, disable=None if verbose else True, desc=solver, unit="it")
@@ -301,7 +303,7 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
                 stopped = _run_steps(objective, theta, optimizer, batch, max_iter,
                                      random_state, monitor, sigint,
                                      gtol=None if stochastic else tol,
-                                     parallel=objective.backend_name(batch) == "numba-parallel")
+                                     parallel=backend.parallel_updates)
         except _Interrupted:
             stopped = "interrupted"
         except (KeyboardInterrupt, SystemError) as error:

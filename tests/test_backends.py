@@ -1,4 +1,5 @@
-"""The three backends against the naive reference and against each other."""
+"""The in-process backends against the naive reference and against each other, and what
+every backend answers for itself."""
 
 from itertools import pairwise
 
@@ -195,14 +196,43 @@ def test_large_saturated_network_is_finite(backend):
 
 
 def test_auto_picks_by_layer_sizes():
-    from fastnn.backends import BACKENDS, get_backend
+    from fastnn.backends import BACKENDS, auto_backend, backend_for
 
-    assert get_backend("auto", [64, 32, 10]) is BACKENDS["numba-parallel"]
-    assert get_backend("auto", [784, 128, 10]) is BACKENDS["numba-parallel"]
-    assert get_backend("auto", [784, 256, 128, 64, 10]) is BACKENDS["numba-parallel"]
-    assert get_backend("auto", [784, 512, 256, 10]) is BACKENDS["numpy"]
+    assert auto_backend([64, 32, 10]) == "numba-parallel"
+    assert auto_backend([784, 128, 10]) == "numba-parallel"
+    assert auto_backend([784, 256, 128, 64, 10]) == "numba-parallel"
+    assert auto_backend([784, 512, 256, 10]) == "numpy"
     for name in fastnn.available_backends():
-        assert get_backend(name, [64, 32, 10]) is BACKENDS[name]
+        assert backend_for(name) is BACKENDS[name]
+
+
+def test_backends_answer_for_themselves():
+    """What the trainer, the estimator and the command ask a backend instead of comparing its
+    name: which call BLAS, which update over Numba's threads, which compute on a cluster."""
+    from fastnn.backends import AUTO, BACKENDS, cluster_backends
+
+    assert [name for name, backend in BACKENDS.items() if backend.calls_blas] == ["numpy"]
+    assert [name for name, backend in BACKENDS.items()
+            if backend.parallel_updates] == ["numba-parallel"]
+    assert cluster_backends() == ("dask",)
+    assert AUTO.calls_blas and not AUTO.parallel_updates
+    for name in fastnn.available_backends():
+        assert BACKENDS[name].choose([4, 3, 2], 10, np.dtype(np.float64)) is BACKENDS[name]
+
+
+@pytest.mark.parametrize("name", ["auto", "numpy", "numba", "numba-parallel"])
+def test_in_process_backends_encode_labels_in_memory(name):
+    from fastnn.backends import backend_for
+
+    backend = backend_for(name)
+    labels = np.array(["dog", "cat", "emu", "cat"])
+    classes = backend.classes(labels)
+    assert classes.tolist() == ["cat", "dog", "emu"]
+    indices = backend.encode(labels, classes)
+    assert indices.tolist() == [1, 0, 2, 0]
+    np.testing.assert_array_equal(backend.decode(indices, classes), labels)
+    with pytest.raises(ValueError, match="computes in this process, not on a cluster"):
+        backend.cluster("local")
 
 
 def test_set_num_threads_leaves_results_unchanged():
@@ -411,21 +441,21 @@ def test_auto_decides_per_call():
     """"auto" picks by layer sizes and rows (a mini-batch is not a full batch): NumPy's BLAS
     for 257 rows or more when a Θ(l) has 300,000 weights or more, numba-parallel otherwise,
     in either dtype."""
-    from fastnn.backends import AUTO, BACKENDS, auto_backend, backend_for
+    from fastnn.backends import AUTO, BACKENDS, backend_for
 
     layers, wide = [784, 128, 10], [784, 512, 256, 10]
-    assert backend_for("auto", layers) is AUTO
-    for dtype in (np.float64, np.float32):
+    assert backend_for("auto") is AUTO
+    parallel, numpy = BACKENDS["numba-parallel"], BACKENDS["numpy"]
+    for dtype in (np.dtype(np.float64), np.dtype(np.float32)):
         for m in (64, 200, 1024, None):
-            assert auto_backend(layers, m, dtype) == "numba-parallel"
-        assert auto_backend(wide, 256, dtype) == "numba-parallel"
-        assert auto_backend(wide, 257, dtype) == "numpy"
-        assert auto_backend(wide, None, dtype) == "numpy"
-    assert AUTO.choose(wide, 1000, np.dtype(np.float32)) is BACKENDS["numpy"]
+            assert AUTO.choose(layers, m, dtype) is parallel
+        assert AUTO.choose(wide, 256, dtype) is parallel
+        assert AUTO.choose(wide, 257, dtype) is numpy
+        assert AUTO.choose(wide, None, dtype) is numpy
     objective = fastnn.Objective(wide, np.zeros((300, 784)), np.arange(300) % 10,
                                  dtype=np.float32)
-    assert objective.backend_name(rows=200) == "numba-parallel"
-    assert objective.backend_name() == "numpy"
+    assert objective.computed_by(rows=200) is parallel
+    assert objective.computed_by() is numpy
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -150,6 +150,14 @@ def test_scheduler_needs_the_dask_backend(tmp_path, capsys):
     assert "--backend numpy: with --scheduler the backend is dask" in capsys.readouterr().err
 
 
+def test_unreachable_scheduler_is_one_line(tmp_path, capsys):
+    assert main(["train", "--scheduler", "tcp://127.0.0.1:9", "--quiet", "--out",
+                 str(tmp_path / "m.npz")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("fastnn train: error: --scheduler: cannot connect to "
+                            "tcp://127.0.0.1:9") and error.count("\n") == 1
+
+
 def test_diverged_training_is_one_line(tmp_path, capsys):
     out = tmp_path / "m.npz"
     assert main(["train", "--quiet", "--solver", "gd", "--lr", "1e300", "--max-iter", "20",

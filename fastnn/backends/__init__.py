@@ -26,6 +26,12 @@ Every backend is an object with the same small interface (:class:`Backend`), so 
     True when X is an array this backend computes on where it lies (a Dask array for
     ``"dask"``), which callers then leave where it is instead of gathering it.
 
+What callers would otherwise decide by a backend's name, each backend answers itself, with the
+in-process answer by default (:class:`Backend`): ``calls_blas`` and ``parallel_updates`` (how a
+training loop holds the thread pools, of the backend ``choose(layers, m, dtype)`` gives for its
+calls), ``classes``, ``encode`` and ``decode`` (a classifier's labels, where they lie),
+``in_process`` and ``cluster(address)`` (computing on a cluster).
+
 Inputs given to ``loss_and_delta`` and ``forward`` are trusted: ``prepare`` and
 :mod:`fastnn._validation` have checked and converted them.
 """
@@ -33,7 +39,6 @@ Inputs given to ``loss_and_delta`` and ``forward`` are trusted: ``prepare`` and
 from itertools import pairwise
 
 import numba
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 from fastnn._threads import bounded_spin
@@ -44,7 +49,7 @@ from fastnn.backends._numba import PARALLEL, SERIAL
 from fastnn.backends._numpy import NumpyBackend
 
 __all__ = ["AUTO", "BACKENDS", "Backend", "LocalData", "auto_backend", "available_backends",
-           "backend_for", "get_backend", "get_num_threads", "set_num_threads"]
+           "backend_for", "cluster_backends", "get_num_threads", "set_num_threads"]
 
 BACKENDS = {
     "numpy": NumpyBackend(),
@@ -63,13 +68,9 @@ def available_backends():
     return tuple(name for name, backend in BACKENDS.items() if backend.in_process)
 
 
-def get_backend(name, layers):
-    """The backend called ``name``; ``"auto"`` picks the one measured fastest for a full batch
-    of ``layers`` in float64 (:func:`backend_for` gives the ``"auto"`` that decides per call)."""
-    check_choice(name, "backend", ("auto", *BACKENDS))
-    if name == "auto":
-        name = auto_backend(layers)
-    return BACKENDS[name]
+def cluster_backends():
+    """Names of the backends that compute on a cluster: ``("dask",)``."""
+    return tuple(name for name, backend in BACKENDS.items() if not backend.in_process)
 
 
 AUTO_NUMPY_MIN_WEIGHTS = 300_000
@@ -100,21 +101,23 @@ Numba backends also avoid OpenBLAS's threads spinning between steps (L-BFGS on d
 against 1.9 s)."""
 
 
-def auto_backend(layers, m=None, dtype=np.float64):
+def auto_backend(layers, m=None):
     """The name of the backend measured fastest for a network of these layer sizes, evaluated
-    on m rows (None: a full batch of many); the same rule for both dtypes (``dtype`` is taken
-    so that callers need not know that)."""
+    on m rows (None: a full batch of many), in either dtype."""
     largest = max(s_in * s_out for s_in, s_out in pairwise(layers))
     many_rows = m is None or m >= AUTO_NUMPY_MIN_ROWS
     return "numpy" if largest >= AUTO_NUMPY_MIN_WEIGHTS and many_rows else "numba-parallel"
 
 
 class AutoBackend(Backend):
-    """``"auto"``: each call goes to the backend :func:`auto_backend` picks for the network,
-    the number of rows of that call (a mini-batch is not a full batch) and the dtype."""
+    """``"auto"``: each call goes to the backend :func:`auto_backend` picks for the network
+    and the number of rows of that call (a mini-batch is not a full batch)."""
+
+    calls_blas = True
+    """It may hand a call to ``"numpy"``."""
 
     def choose(self, layers, m, dtype):
-        return BACKENDS[auto_backend(layers, m, dtype)]
+        return BACKENDS[auto_backend(layers, m)]
 
     def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
         return self.choose(layers, data.m, theta.dtype).loss_and_delta(
@@ -133,7 +136,7 @@ class AutoBackend(Backend):
 AUTO = AutoBackend()
 
 
-def backend_for(name, layers):
+def backend_for(name):
     """The implementation behind ``backend=name``: :data:`AUTO` for ``"auto"`` (deciding per
     call), else the named backend."""
     check_choice(name, "backend", ("auto", *BACKENDS))

@@ -97,6 +97,43 @@ class Backend:
     in_process = True
     """False for backends that compute elsewhere (on a cluster) on data they keep there."""
 
+    calls_blas = False
+    """True for a backend whose own work is BLAS's matrix products (``"numpy"``). Beside any
+    other, a training loop holds BLAS to one thread: BLAS's idle threads, woken by a call
+    around the loop, would spin on the cores the backend's threads need."""
+
+    parallel_updates = False
+    """True for a backend whose kernels run over Numba's threads (``"numba-parallel"``): the
+    optimizer's updates between two calls then run over the same threads, already awake."""
+
+    def choose(self, layers, m, dtype):
+        """The backend that computes a call on m rows of a network of ``layers`` in ``dtype``:
+        this one (``"auto"`` picks one per call). A training loop asks it what its calls run
+        on, for :attr:`calls_blas` and :attr:`parallel_updates`."""
+        return self
+
+    def classes(self, y):
+        """The sorted distinct labels of y (a classifier's ``classes_``), found where y lies:
+        a backend that keeps data on a cluster finds them there."""
+        return np.unique(y)
+
+    def encode(self, y, classes):
+        """The labels y as indices into the sorted ``classes``, computed where y lies."""
+        return np.searchsorted(classes, y)
+
+    def decode(self, indices, classes):
+        """The labels ``classes[indices]`` of predicted indices, computed where they lie: a
+        prediction a backend leaves on a cluster stays there."""
+        return np.asarray(classes)[indices]
+
+    def cluster(self, address):
+        """A context manager in which this backend computes on the cluster at ``address``
+        (``"local"``: one started on this machine), entered as a description of it: for
+        ``fastnn train --scheduler``, which names a cluster and no backend. In-process
+        backends have none (ValueError)."""
+        raise ValueError(f"{type(self).__name__} computes in this process, not on a cluster "
+                         f"at {address!r}")
+
     def prepare(self, X, y, layers, dtype, client=None, *, real=False, sample_weight=None):
         """X, y and the example weights checked and converted once, as :class:`LocalData`;
         ``real``: y holds real-valued targets (an identity output layer)."""

@@ -19,6 +19,9 @@ left, and the evaluation that needed them waits for that and goes on.
 """
 
 import copy
+import logging
+import os
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 
@@ -259,6 +262,34 @@ class DaskBackend(Backend):
         da = _modules()[1]
         y = y if _is_dask_array(y) else da.asarray(np.asarray(y))
         return y.map_blocks(_encode_block, classes, dtype=np.int64)
+
+    def decode(self, indices, classes):
+        """The labels ``classes[indices]``: a Dask array chunked like ``indices`` for a Dask
+        array, else an in-memory array."""
+        if _is_dask_array(indices):
+            return indices.map_blocks(classes.take, dtype=classes.dtype)
+        return super().decode(indices, classes)
+
+    @contextmanager
+    def cluster(self, address):
+        """Dask's default client, within the block, on the scheduler at ``address``, or for
+        ``"local"`` on a LocalCluster of one single-threaded worker process per core (the
+        kernels then run serially, one chunk per core); entered as ``"ADDRESS (N workers)"``.
+        ImportError without Dask, ConnectionError when the scheduler cannot be reached."""
+        distributed = _modules()[2]
+        with ExitStack() as stack:
+            if address == "local":
+                cluster = stack.enter_context(distributed.LocalCluster(
+                    n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0",
+                    silence_logs=logging.ERROR))
+                client = stack.enter_context(distributed.Client(cluster))
+            else:
+                try:
+                    client = stack.enter_context(distributed.Client(address, timeout="10s"))
+                except (OSError, TimeoutError, ValueError) as error:
+                    raise ConnectionError(f"cannot connect to {address}: {error}") from None
+            n_workers = len(client.scheduler_info()["workers"])
+            yield f"{client.scheduler.address} ({n_workers} workers)"
 
 
 def _encode_block(y_block, classes):

@@ -983,7 +983,7 @@ class NumbaBackend(Backend):
     """One of the two compilations of the kernels, behind the backend interface."""
 
     def __init__(self, parallel):
-        self.parallel = parallel
+        self.parallel_updates = parallel
         self._chunked = {
             (unit_major, parallel_reduce): compile_loop(
                 _loss_and_delta_chunks, parallel, UNIT_MAJOR=unit_major,

@@ -32,6 +32,8 @@ def _propagate(thetas, X_block, act):
 class NumpyBackend(Backend):
     """The vectorized backend (``"numpy"``): BLAS matrix products on blocks of examples."""
 
+    calls_blas = True
+
     def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
         """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
         X, targets = data.materialize()

@@ -7,6 +7,7 @@ import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from fastnn.backends import BACKENDS, backend_for
 from fastnn.benchmark.peers import installed
 
 PAUSE_S = 0.5
@@ -18,9 +19,10 @@ PAUSE_S = 0.5
 def threads_for(name, n):
     """Within the block, ``name`` runs on n threads and nothing else spins.
 
-    Numba's threads for the Numba backends (BLAS held to one: its idle threads otherwise
-    contend), BLAS's for the NumPy fallback and scikit-learn, PyTorch's own pool for PyTorch.
-    On leaving the block, also by an exception, every thread count is restored.
+    Numba's threads for fastnn's backends, and BLAS's for those that call it (the NumPy
+    fallback; :attr:`fastnn.backends.Backend.calls_blas`) and for scikit-learn; PyTorch's own
+    pool for PyTorch. BLAS is held to one thread beside the others: its idle threads otherwise
+    contend. On leaving the block, also by an exception, every thread count is restored.
 
     Parameters
     ----------
@@ -29,7 +31,7 @@ def threads_for(name, n):
     n : int
         Threads, 1 to ``NUMBA_NUM_THREADS``.
     """
-    blas = 1 if name.startswith("numba") or name == "torch" else n
+    blas = n if _calls_blas(name) else 1
     with ExitStack() as stack:
         stack.enter_context(_set_within(numba.get_num_threads, numba.set_num_threads, n))
         stack.enter_context(threadpool_limits(limits=blas, user_api="blas"))
@@ -38,6 +40,14 @@ def threads_for(name, n):
 
             stack.enter_context(_set_within(torch.get_num_threads, torch.set_num_threads, n))
         yield
+
+
+def _calls_blas(name):
+    """Whether the implementation ``name`` calls BLAS: fastnn's backends say so themselves;
+    the peers but PyTorch (its own pool) do."""
+    if name in ("auto", *BACKENDS):
+        return backend_for(name).calls_blas
+    return name != "torch"
 
 
 @contextmanager
