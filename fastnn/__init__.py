@@ -1,9 +1,10 @@
 """fastnn: fully connected sigmoid networks trained by backpropagation, fast.
 
-The cost, its gradient and the forward pass are computed by one of three backends: explicit
+The cost, its gradient and the forward pass are computed by one of four backends: explicit
 loops over blocks of examples compiled by Numba (``"numba"``, and ``"numba-parallel"`` over
-threads), or vectorized NumPy (``"numpy"``); ``"dask"`` runs the Numba kernel on the row chunks
-of Dask arrays, on the workers that hold them.
+threads), vectorized NumPy (``"numpy"``), or ``"dask"``, which runs the Numba kernels on the
+row chunks of Dask arrays, on the workers that hold them; ``"auto"`` picks ``"numpy"`` or
+``"numba-parallel"`` per call.
 """
 
 import importlib

@@ -1,4 +1,4 @@
-"""The ``fastnn`` command: ``train``, ``predict`` and ``gradcheck``.
+"""The ``fastnn`` command: ``train``, ``predict``, ``gradcheck`` and ``bench``.
 
 Exit status: 0 on success, 2 on bad usage (argparse), 1 on failure with one line on stderr.
 """

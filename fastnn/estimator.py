@@ -392,7 +392,6 @@ class _BaseMLP(BaseEstimator):
             "best_loss": self.best_loss_ if np.isfinite(self.best_loss_) else None,
             "validation_scores": self.validation_scores_,
             "optimizer": {"solver": self.solver, "t": t} if optimizer is not None else None,
-            "input_scaling": None,
         }
         arrays = {**target_arrays,
                   **{f"theta_{l}": theta for l, theta in enumerate(self.thetas_)},

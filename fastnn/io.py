@@ -9,7 +9,7 @@ Arrays in the file: ``theta_0 ... theta_{L-2}`` (Θ(1) ... Θ(L-1)), ``classes``
 strings) for a classifier's targets and none for ``"continuous"`` ones (a regressor's),
 optionally ``optimizer_<name>`` (the state of the mini-batch step rule, to continue training
 exactly), and ``metadata``, a JSON string with the fields of :data:`FIELDS`. Θ(1) acts on the
-raw inputs: fastnn scales nothing in training, so ``input_scaling`` is null.
+raw inputs.
 
 Files are written atomically: to a temporary file in the same folder, flushed to disk, then
 renamed over the target, so a crash mid-save leaves the previous file intact. A new file gets
@@ -77,7 +77,8 @@ FIELDS = {
 }
 """The metadata fields: whether each is required, and how it is checked on reading. Files
 written before ``estimator``, ``loss_curve``, ``best_loss``, ``validation_scores`` and
-``optimizer`` existed hold a classifier and read as one."""
+``optimizer`` existed hold a classifier and read as one. ``input_scaling`` is no longer
+written (fastnn scales no inputs); older files have it null."""
 
 
 def plain(value, name):

@@ -59,7 +59,7 @@ def test_file_holds_no_pickle_and_its_metadata(tmp_path, fitted):
         assert sorted(data) == ["classes", "metadata", "theta_0", "theta_1", "theta_2"]
     assert metadata["format_version"] == 1
     assert metadata["layers"] == [2, 6, 4, 3]
-    assert metadata["input_scaling"] is None
+    assert "input_scaling" not in metadata
     assert metadata["training"]["solver"] == "lbfgs"
 
 
@@ -169,6 +169,7 @@ def _set(name, value):
     (_set("n_iter", "30"), "field 'n_iter': expected an integer"),
     (_set("loss_curve", {"a": 1}), "field 'loss_curve': expected a list of numbers"),
     (_set("estimator", "MLPRanker"), "holds a 'MLPRanker'"),
+    (_set("input_scaling", {"mean": [0, 0]}), "field 'input_scaling': expected null"),
     (lambda metadata: metadata["training"].__setitem__("max_iter", "many"),
      "The 'max_iter' parameter of MLPClassifier"),
     (lambda metadata: metadata["training"].__setitem__("depth", 3),
@@ -196,6 +197,7 @@ def test_files_without_the_newer_fields_still_load(tmp_path, fitted):
     def older(metadata):
         for name in ("estimator", "loss_curve", "best_loss", "validation_scores", "optimizer"):
             metadata.pop(name)
+        metadata["input_scaling"] = None  # written, always null, by older versions
 
     _rewrite_metadata(path, older)
     loaded = fastnn.load(path)
