@@ -28,7 +28,7 @@ class Targets(NamedTuple):
         or real values for an identity output layer.
     weights : ndarray of float64, shape (m,) or (0,)
         Example i's weight w_i scaled to mean 1 (``w_i m / Σ_j w_j``, see
-        :func:`check_sample_weight`), or empty when no weights were given. The kernels
+        :func:`check_targets`), or empty when no weights were given. The kernels
         multiply example i's loss terms and δ(L) by it, so ``(1/m) Σ_i w_i loss_i`` is the
         weighted mean ``Σ_i w_i loss_i / Σ_i w_i`` of the given weights.
     weight_scale : float
@@ -229,52 +229,36 @@ def _integral_values(y):
     raise TypeError(f"y: expected integer labels or a 0/1 array, got {_describe(y)}")
 
 
-def check_sample_weight(sample_weight, m):
-    """Example weights as float64 of shape (m,) scaled to mean 1, and the scale ``m / Σ w``;
-    ``(NO_WEIGHTS, 1.0)`` for None.
+def check_sample_weight(sample_weight, m, name="sample_weight", compute=None):
+    """Example weights as given (not scaled), in a new float64 array of shape (m,), and their
+    scale ``m / Σ w``; ``(None, 1.0)`` for None.
 
-    Weights must be finite and non-negative, with a positive sum. Scaling by ``m / Σ w`` leaves
-    the weighted objective unchanged (it is normalized by Σ w) and makes it the plain one when
-    all weights are equal: weights that all scale to exactly 1 are dropped.
+    scikit-learn's conventions: a number weighs every example the same; a list, a pandas Series
+    or any array-like is converted into a copy, so the caller's array is never modified.
+    Weights must be finite and non-negative, with a positive sum; errors name ``name``.
+    ``compute``, for weights kept elsewhere (a Dask array, which stays one): evaluates the
+    checks' summary (all finite, the least, the sum) in one pass, as ``dask.compute`` does.
     """
     if sample_weight is None:
-        return NO_WEIGHTS, 1.0
-    w = check_weights(sample_weight, m)
-    scale = m / w.sum()
-    w *= scale
-    if (w == 1.0).all():  # equal weights: the plain objective, computed as such
-        return NO_WEIGHTS, 1.0
-    return w, scale
-
-
-def check_weights(sample_weight, m, name="sample_weight"):
-    """Weights as given (not scaled), in a new float64 array of shape (m,): finite,
-    non-negative, at least one positive; otherwise an error naming ``name``."""
-    w = check_weight_shape(np.asarray(sample_weight), m, name).astype(np.float64)
-    weight_scale(np.isfinite(w).all(), w.min(), w.sum(), m, name)
-    return w
-
-
-def check_weight_shape(w, m, name="sample_weight"):
-    """``w`` (an array, in memory or not) if it holds numbers and has shape (m,)."""
+        return None, 1.0
+    if isinstance(sample_weight, numbers.Real):
+        sample_weight = np.full(m, sample_weight)
+    w = np.asarray(sample_weight) if compute is None else sample_weight
     if w.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected numbers, got {_describe(w)}")
     if w.ndim != 1 or w.shape[0] != m:
         raise ValueError(f"{name}: expected shape ({m},), one weight per example, got "
                          f"shape {w.shape}")
-    return w
-
-
-def weight_scale(finite, low, total, m, name="sample_weight"):
-    """``m / Σ w`` from a summary of the weights (all finite, the least, the sum), or a
-    ValueError naming ``name``."""
+    w = w.astype(np.float64)
+    summary = (np.isfinite(w).all(), w.min(), w.sum())
+    finite, low, total = summary if compute is None else compute(*summary)
     if not finite:
         raise ValueError(f"{name}: contains NaN or infinity")
     if low < 0:
         raise ValueError(f"{name}: expected weights >= 0, got {float(low)!r}")
     if total <= 0:
         raise ValueError(f"{name}: every weight is zero; at least one must be positive")
-    return m / total
+    return w, m / total
 
 
 def check_targets(y, m, K, dtype, real=False, sample_weight=None):
@@ -283,7 +267,9 @@ def check_targets(y, m, K, dtype, real=False, sample_weight=None):
     ``y`` may be integer labels ``0 ... K-1`` of shape (m,) for ``K >= 2``, a 0/1 vector of
     shape (m,) for ``K = 1``, or a 0/1 matrix of shape (m, K); with ``real`` (an identity
     output layer), any finite values of shape (m,) for ``K = 1`` or (m, K).
-    ``sample_weight`` goes through :func:`check_sample_weight`.
+    ``sample_weight`` goes through :func:`check_sample_weight` and is scaled to mean 1: that
+    leaves the weighted objective unchanged (it is normalized by Σ w) and makes it the plain
+    one when all weights are equal, so weights that all scale to exactly 1 are dropped.
     """
     y_arr = np.asarray(y)
     if y_arr.ndim not in (1, 2):
@@ -291,6 +277,12 @@ def check_targets(y, m, K, dtype, real=False, sample_weight=None):
     if y_arr.shape[0] != m:
         raise ValueError(f"y: has {y_arr.shape[0]} rows but X has m = {m} examples")
     weights, scale = check_sample_weight(sample_weight, m)
+    if weights is None:
+        weights = NO_WEIGHTS
+    else:
+        weights *= scale
+        if (weights == 1.0).all():  # equal weights: the plain objective, computed as such
+            weights, scale = NO_WEIGHTS, 1.0
     if real:
         return Targets(np.empty(0, np.int64), _real_targets(y_arr, K, dtype), weights, scale)
     values = _integral_values(y_arr)

@@ -31,7 +31,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from fastnn._validation import check_weights
+from fastnn._validation import check_sample_weight
 from fastnn.activations import ACTIVATIONS
 from fastnn.backends import BACKENDS, backend_for
 from fastnn.cost import Objective, forward
@@ -46,20 +46,6 @@ __all__ = ["MLPClassifier", "MLPRegressor", "load"]
 FILE_FIELDS = ("loss", "activation", "dtype")
 """Metadata fields of a model file of their own, not under ``training``: the loss (a parameter
 of the classifier, fixed for the regressor), the hidden activation and the dtype."""
-
-
-def _check_sample_weight(sample_weight, m, name="sample_weight"):
-    """Example weights as a new float64 array of shape (m,), or None for None.
-
-    scikit-learn's conventions: a number weighs every example the same; a list, a pandas
-    Series or any array-like is converted, into a copy, so the caller's array is never
-    modified. The checks are :func:`fastnn._validation.check_weights`, naming ``name``.
-    """
-    if sample_weight is None:
-        return None
-    if isinstance(sample_weight, Real):
-        sample_weight = np.full(m, sample_weight)
-    return check_weights(sample_weight, m, name)
 
 
 def _has_stochastic_solver(estimator):
@@ -219,7 +205,7 @@ class _BaseMLP(BaseEstimator):
         else:
             X, y = self._validate_Xy(X, y, reset=not warm)
             y_encoded = self._encode_targets(y, reset=not warm)
-            sample_weight = _check_sample_weight(sample_weight, X.shape[0])
+            sample_weight = check_sample_weight(sample_weight, X.shape[0])[0]
         if validation_data is not None:
             validation_data = self._validation_data(validation_data)
         return self._fit(X, y_encoded, sample_weight, max_iter=self.max_iter, warm=warm,
@@ -234,7 +220,7 @@ class _BaseMLP(BaseEstimator):
         X_val, y_val, *weights = validation_data
         X_val = validate_data(self, X_val, reset=False, dtype=self._dtype())
         y_val = self._encode_targets(np.asarray(y_val), reset=False)
-        w_val = (_check_sample_weight(weights[0], X_val.shape[0], "validation_data[2]")
+        w_val = (check_sample_weight(weights[0], X_val.shape[0], "validation_data[2]")[0]
                  if weights else None)
         return X_val, y_val, w_val
 
@@ -258,7 +244,7 @@ class _BaseMLP(BaseEstimator):
         first = not hasattr(self, "thetas_")
         X, y = self._validate_Xy(X, y, reset=first)
         y_encoded = self._encode_targets(y, reset=first, classes=classes)
-        sample_weight = _check_sample_weight(sample_weight, X.shape[0])
+        sample_weight = check_sample_weight(sample_weight, X.shape[0])[0]
         return self._fit(X, y_encoded, sample_weight, max_iter=1, warm=not first,
                          keep_optimizer=True)
 

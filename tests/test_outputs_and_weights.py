@@ -168,13 +168,15 @@ def test_integer_weights_equal_repeated_rows(backend, output, m):
         assert scaled_error(grad, grad_rep) < 1e-12
 
 
+@pytest.mark.parametrize("weights", [np.ones(333), 2.5], ids=["ones", "number"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_unit_weights_are_no_weights(backend, dtype):
-    """Weights of 1 give bitwise what no weights give."""
+def test_equal_weights_are_no_weights(backend, dtype, weights):
+    """Equal weights (of 1, or one number for every example, as in scikit-learn) give bitwise
+    what no weights give."""
     thetas, X, y = make_problem([6, 7, 4], m=333, target="multiclass", dtype=dtype)
     J, grads = fastnn.cost_and_grad(thetas, X, y, lam=0.5, backend=backend)
     J_w, grads_w = fastnn.cost_and_grad(thetas, X, y, lam=0.5, backend=backend,
-                                        sample_weight=np.ones(333))
+                                        sample_weight=weights)
     assert J_w == J
     assert all(np.array_equal(g, g_w) for g, g_w in zip(grads, grads_w))
 

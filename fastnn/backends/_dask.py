@@ -25,7 +25,7 @@ from contextlib import ExitStack, contextmanager
 
 import numpy as np
 
-from fastnn._validation import check_targets, check_weight_shape, check_X, weight_scale
+from fastnn._validation import check_sample_weight, check_targets, check_X
 from fastnn.backends._base import Backend, LocalData
 from fastnn.backends._numba import PARALLEL, SERIAL
 
@@ -187,10 +187,9 @@ class DistributedData:
 
 def _weights(da, sample_weight, m):
     """Weights as a Dask array of shape (m,) and their scale ``m / Σ w``, after one pass that
-    checks them (the errors of :func:`fastnn._validation.check_sample_weight`)."""
+    checks them (:func:`fastnn._validation.check_sample_weight`)."""
     w = sample_weight if _is_dask_array(sample_weight) else da.asarray(np.asarray(sample_weight))
-    w = check_weight_shape(w, m).astype(np.float64)
-    return w, weight_scale(*da.compute(da.isfinite(w).all(), w.min(), w.sum()), m)
+    return check_sample_weight(w, m, compute=da.compute)
 
 
 def _identity(value):
