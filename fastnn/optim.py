@@ -76,8 +76,12 @@ class GradientDescent:
 
     STATE = ()
     """Names of the arrays that make up the rule's state (see :meth:`state`)."""
+    SETTINGS = ()
+    """Names of the solver settings the rule takes besides α (see :func:`make_optimizer`)."""
 
-    def __init__(self, learning_rate, dtype=np.float64):
+    def __init__(self, n_params, learning_rate, dtype=np.float64):
+        """P = ``n_params`` as every rule takes it (plain descent keeps no state of P numbers),
+        α = ``learning_rate``, and the dtype of the rule's arithmetic."""
         self.learning_rate = learning_rate
         self.dtype = np.dtype(dtype)
         self.t = 0
@@ -132,9 +136,10 @@ class GradientDescent:
 
 class Momentum(GradientDescent):
     STATE = ("velocity",)
+    SETTINGS = ("momentum", "nesterov")
 
-    def __init__(self, n_params, learning_rate, momentum=0.9, nesterov=True, dtype=np.float64):
-        super().__init__(learning_rate, dtype)
+    def __init__(self, n_params, learning_rate, dtype=np.float64, momentum=0.9, nesterov=True):
+        super().__init__(n_params, learning_rate, dtype)
         self.momentum = momentum
         self.nesterov = nesterov
         self.velocity = np.zeros(n_params, self.dtype)
@@ -149,9 +154,9 @@ class Momentum(GradientDescent):
 class Adam(GradientDescent):
     STATE = ("first", "second")
 
-    def __init__(self, n_params, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 dtype=np.float64):
-        super().__init__(learning_rate, dtype)
+    def __init__(self, n_params, learning_rate, dtype=np.float64, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8):
+        super().__init__(n_params, learning_rate, dtype)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.first = np.zeros(n_params, self.dtype)
         self.second = np.zeros(n_params, self.dtype)
@@ -173,9 +178,8 @@ iterations)."""
 
 def make_optimizer(solver, n_params, learning_rate, momentum=0.9, nesterov=True,
                    dtype=np.float64):
-    """A fresh step rule of ``solver`` for P = ``n_params`` parameters of ``dtype``."""
-    if solver == "gd":
-        return GradientDescent(learning_rate, dtype)
-    if solver == "sgd":
-        return Momentum(n_params, learning_rate, momentum, nesterov, dtype)
-    return OPTIMIZERS[solver](n_params, learning_rate, dtype=dtype)
+    """A fresh step rule of ``solver`` for P = ``n_params`` parameters of ``dtype``; of the
+    solver settings, each rule takes those it names in ``SETTINGS`` (sgd: μ and Nesterov's)."""
+    rule = OPTIMIZERS[solver]
+    settings = {"momentum": momentum, "nesterov": nesterov}
+    return rule(n_params, learning_rate, dtype, **{name: settings[name] for name in rule.SETTINGS})

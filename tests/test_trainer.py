@@ -278,6 +278,17 @@ def test_update_rules_are_the_table(solver):
     assert rule.t == 5
 
 
+@pytest.mark.parametrize(("solver", "rule", "settings"), [
+    ("gd", "GradientDescent", {}),
+    ("sgd", "Momentum", {"momentum": 0.5, "nesterov": False}),
+    ("adam", "Adam", {}),
+])
+def test_every_solver_is_in_the_registry_with_its_settings(solver, rule, settings):
+    made = fastnn.optim.make_optimizer(solver, 50, 0.01, momentum=0.5, nesterov=False)
+    assert type(made) is fastnn.optim.OPTIMIZERS[solver] is getattr(fastnn.optim, rule)
+    assert {name: getattr(made, name) for name in made.SETTINGS} == settings
+
+
 @pytest.mark.parametrize("solver", ["gd", "sgd", "adam"])
 def test_float32_rules_keep_their_state_and_arithmetic_in_float32(solver):
     """A float32 model's step rule holds float32 state and computes in float32, as NumPy's
