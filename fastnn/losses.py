@@ -16,7 +16,8 @@ identity squared_error ½ (h − t)²,  h = z                               h �
 accurate when units saturate, where ``log`` of a rounded σ(z) would give ``log 0``. With
 e = e^{−|z|}, softplus(±z) = max(±z, 0) + log1p(e), so for t ∈ {0, 1} the term is
 ``(max(z, 0) − t z) + log1p(e)``: the bracket is exactly max(−z, 0) for t = 1 and max(z, 0) for
-t = 0, and one exponential and one ``log1p`` serve both σ(z) and the term.
+t = 0. The term is taken in float64 for either dtype; σ(z) is the hidden layers' (in z's
+arithmetic, see :func:`fastnn.activations.sigmoid`), so in float64 one exponential serves both.
 The cost is ``J = (1/m) Σ_i w_i Σ_k term + (λ / 2m) Σ Θ²`` (bias column excluded), with the
 example weights w_i scaled to mean 1 (all 1 without weights; see
 :class:`fastnn._validation.Targets`): the kernels multiply example i's terms and δ(L) by w_i.
@@ -97,11 +98,8 @@ def loss_term_and_delta(z, t, code):
     if code == IDENTITY_SQUARED_ERROR:
         e = z - t
         return 0.5 * e * e, e
-    if code == CROSS_ENTROPY:
-        e = exp_nonpositive(-abs(z))
-        d = 1.0 + e
-        h = 1.0 / d if z >= 0 else e / d
-        return (max(z, 0.0) - t * z) + log1p_unit(e), h - t
     h = sigmoid(z)
+    if code == CROSS_ENTROPY:
+        return (max(z, 0.0) - t * z) + log1p_unit(exp_nonpositive(-abs(z))), h - t
     e = h - t
     return 0.5 * e * e, e * h * (1.0 - h)
