@@ -55,6 +55,7 @@ from fastnn.benchmark.report import machine
 from fastnn.benchmark.threads import PAUSE_S, threads_for
 from fastnn.benchmark.workloads import LAMBDA, WORKLOADS, Workload, make_data
 from fastnn.cost import Objective
+from fastnn.lbfgs import EVALUATIONS_PER_ITERATION, HISTORY
 from fastnn.network import pack, unpack
 from fastnn.trainer import train
 
@@ -78,13 +79,11 @@ LEARNING_RATE = 1e-3
 MOMENTUM = 0.9
 """μ of sgd (Nesterov's momentum): scikit-learn's default, and fastnn's."""
 LBFGS_ITER = 100
-"""L-BFGS iterations per timed run, with ``tol = 0``: none stops on a small gradient."""
-EVALUATIONS_PER_ITERATION = 20
-"""Most evaluations of J per L-BFGS iteration: :func:`fastnn.lbfgs.lbfgs` allows
-``max_fun = 20 · max_iter``; scikit-learn (``max_fun``) and PyTorch (``max_eval``) get the same."""
-LBFGS_HISTORY = 10
-"""Corrections kept by L-BFGS: SciPy's default ``maxcor`` and fastnn's ``HISTORY``, which
-scikit-learn uses; PyTorch's ``history_size`` is set to it."""
+"""L-BFGS iterations per timed run, with ``tol = 0``: none stops on a small gradient. fastnn's
+limits on evaluations of J per iteration and corrections kept
+(:data:`fastnn.lbfgs.EVALUATIONS_PER_ITERATION`, :data:`fastnn.lbfgs.HISTORY`, SciPy's
+``maxcor``, which scikit-learn uses) are given to scikit-learn (``max_fun``) and PyTorch
+(``max_eval``, ``history_size``) too."""
 
 
 class TrainingRun(NamedTuple):
@@ -265,7 +264,7 @@ class _TorchTraining:
         if run.solver == "lbfgs":
             optimizer = torch.optim.LBFGS(
                 params, max_iter=run.max_iter, max_eval=EVALUATIONS_PER_ITERATION * run.max_iter,
-                tolerance_grad=0.0, tolerance_change=0.0, history_size=LBFGS_HISTORY,
+                tolerance_grad=0.0, tolerance_change=0.0, history_size=HISTORY,
                 line_search_fn="strong_wolfe")
 
             def closure():
