@@ -138,13 +138,21 @@ class _BaseMLP(BaseEstimator):
     def _dtype(self):
         return np.dtype(self.dtype)
 
-    def _hidden(self):
-        """The hidden layer sizes as a list of ints (a single int means one layer)."""
+    def _validate_params(self):
+        """The checks of ``_parameter_constraints``, and the one they cannot express: the
+        sizes in an array-like ``hidden_layer_sizes`` (a single int is theirs)."""
+        super()._validate_params()
         hidden = self.hidden_layer_sizes
-        hidden = [hidden] if np.isscalar(hidden) else list(hidden)
-        if not all(isinstance(size, Integral) and size > 0 for size in hidden):
-            raise ValueError(f"hidden_layer_sizes: expected positive integers, got {hidden}")
-        return [int(size) for size in hidden]
+        if not np.isscalar(hidden) and not all(isinstance(size, Integral) and size > 0
+                                               for size in hidden):
+            raise ValueError(f"hidden_layer_sizes: expected positive integers, got "
+                             f"{list(hidden)}")
+
+    def _hidden(self):
+        """The hidden layer sizes, checked by :meth:`_validate_params`, as a list of ints (a
+        single int means one layer)."""
+        hidden = self.hidden_layer_sizes
+        return [int(size) for size in ([hidden] if np.isscalar(hidden) else hidden)]
 
     def _layers(self, n_features, n_outputs):
         return [n_features, *self._hidden(), n_outputs]
