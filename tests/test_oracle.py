@@ -1,17 +1,15 @@
 """scikit-learn's MLPClassifier as an outside oracle.
 
 Its own loss and gradient (``_backprop``), with logistic units and a multi-label indicator
-target, are exactly J(Θ) and ∇J with λ = alpha: see
-:class:`fastnn.benchmark.peers.SklearnObjective`, which the benchmark times as its scikit-learn
-peer too.
+target, are exactly J(Θ) and ∇J with λ = alpha: see :mod:`tests.oracle`.
 """
 
 import numpy as np
 import pytest
 
 import fastnn
-from fastnn.benchmark.peers import sklearn_cost_and_grad
 from tests.conftest import make_problem
+from tests.oracle import sklearn_cost_and_grad
 
 
 @pytest.mark.parametrize("lam", [0.0, 0.3, 4.0])

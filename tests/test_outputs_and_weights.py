@@ -6,9 +6,9 @@ import pytest
 
 import fastnn
 from fastnn.backends import _numba
-from fastnn.benchmark.peers import sklearn_cost_and_grad
 from tests import naive
 from tests.conftest import make_problem
+from tests.oracle import sklearn_cost_and_grad
 from tests.test_backends import CASES, scaled_error
 
 REGRESSION_LAYERS = [[6, 1], [6, 7, 3], [6, 7, 5, 2]]

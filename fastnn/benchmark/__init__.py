@@ -36,9 +36,7 @@ from fastnn.benchmark.peers import (
     OPTIONAL_PEERS,
     PEERS,
     PREPARE,
-    SklearnObjective,
     implementations,
-    sklearn_cost_and_grad,
 )
 from fastnn.benchmark.report import format_report, machine, plot_report, run_benchmarks, write_json
 from fastnn.benchmark.threads import PAUSE_S, gemm_peak, threads_for, time_interleaved
@@ -71,7 +69,6 @@ __all__ = [
     "TRAINING_SOLVERS",
     "TRAINING_WORKLOADS",
     "WORKLOADS",
-    "SklearnObjective",
     "TrainingRun",
     "Workload",
     "best_seconds",
@@ -85,7 +82,6 @@ __all__ = [
     "plot_report",
     "run_benchmarks",
     "run_training",
-    "sklearn_cost_and_grad",
     "threads_for",
     "time_interleaved",
     "time_training",

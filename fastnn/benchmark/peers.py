@@ -15,7 +15,7 @@ import numpy as np
 
 from fastnn.benchmark.workloads import LAMBDA
 from fastnn.cost import Objective
-from fastnn.network import layers_of, n_params, pack, unpack
+from fastnn.network import n_params, pack, unpack
 
 FASTNN = ("numba-parallel", "numba", "numpy")
 OPTIONAL_PEERS = ("sklearn", "torch")
@@ -43,113 +43,38 @@ def _fastnn(backend):
     return prepare
 
 
-class SklearnObjective:
-    """scikit-learn's own J and ∇J (``MLPClassifier._backprop``) on fixed data.
-
-    With ``activation="logistic"`` and a 0/1 target matrix, scikit-learn's MLP has logistic
-    outputs and the binary log loss summed over outputs and averaged over examples, plus
-    ``(alpha / 2m) Σ W²`` over ``coefs_``: exactly J(Θ) with λ = alpha, when ``coefs_[l]`` is
-    ``Θ(l)[:, 1:]ᵀ`` and ``intercepts_[l]`` is ``Θ(l)[:, 0]``. With ``regression``,
-    scikit-learn's ``MLPRegressor`` has an identity output and ``(1/2m) Σ_i (h − y)²`` (for
-    one output; it averages over outputs too): J of the identity output with the squared
-    error. With weights, scikit-learn (1.7 and later) averages with them and divides the
-    penalty by Σ w: J of weighted examples. The estimator is set up once, here (a
-    one-iteration fit on one row per output gives it its layer structure); each call then only
-    replaces its weights.
-
-    Parameters
-    ----------
-    layers : sequence of int
-        Layer sizes ``[s_1, ..., s_L]``.
-    X : ndarray of shape (m, s_1)
-        Inputs.
-    Y : ndarray of shape (m, s_L)
-        0/1 targets.
-    lam : float
-        λ ≥ 0 (scikit-learn's ``alpha``).
-    regression : bool, default False
-        Real targets Y of shape (m, 1) and scikit-learn's MLPRegressor.
-    sample_weight : ndarray of shape (m,), optional
-        Example weights (needs scikit-learn ≥ 1.7).
-    """
-
-    def __init__(self, layers, X, Y, lam, regression=False, sample_weight=None):
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.neural_network import MLPClassifier, MLPRegressor
-
-        self.layers, self.X, self.Y = tuple(layers), X, Y
-        K = self.layers[-1]
-        estimator = MLPRegressor if regression else MLPClassifier
-        self._clf = estimator(hidden_layer_sizes=self.layers[1:-1], activation="logistic",
-                              alpha=lam, solver="sgd", max_iter=1, random_state=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            targets = np.eye(K, dtype=X.dtype)
-            self._clf.fit(X[np.arange(K) % len(X)], targets[:, 0] if regression else targets)
-        signature = inspect.signature(self._clf._backprop)
-        self._with_sample_weight = "sample_weight" in signature.parameters
-        if sample_weight is not None and not self._with_sample_weight:
-            raise ValueError("sample_weight: this scikit-learn's MLP takes no weights "
-                             "(scikit-learn >= 1.7 does)")
-        self.sample_weight = sample_weight
-
-    def __call__(self, thetas):
-        """J and ∇J at the weights ``thetas``.
-
-        Parameters
-        ----------
-        thetas : list of ndarray of shape (s_{l+1}, s_l + 1)
-            Θ(l), bias column first.
-
-        Returns
-        -------
-        J : float
-        grads : list of ndarray of shape (s_{l+1}, s_l + 1)
-            D(l) = ∂J/∂Θ(l).
-        """
-        clf, n = self._clf, len(self.layers)
-        clf.coefs_ = [theta[:, 1:].T.copy() for theta in thetas]
-        clf.intercepts_ = [theta[:, 0].copy() for theta in thetas]
-        coef_grads = [np.empty_like(coef) for coef in clf.coefs_]
-        intercept_grads = [np.empty_like(intercept) for intercept in clf.intercepts_]
-        activations = [self.X] + [None] * (n - 1)
-        deltas = [None] * (n - 1)
-        args = [self.X, self.Y, activations, deltas, coef_grads, intercept_grads]
-        if self._with_sample_weight:
-            args.insert(2, self.sample_weight)
-        J, coef_grads, intercept_grads = clf._backprop(*args)
-        return J, [np.column_stack([b, W.T]) for W, b in zip(coef_grads, intercept_grads)]
-
-
-def sklearn_cost_and_grad(thetas, X, Y, lam, regression=False, sample_weight=None):
-    """J and ∇J computed by scikit-learn: one evaluation of :class:`SklearnObjective`.
-
-    Parameters
-    ----------
-    thetas : list of ndarray of shape (s_{l+1}, s_l + 1)
-        Θ(l), bias column first.
-    X : ndarray of shape (m, s_1)
-    Y : ndarray of shape (m, s_L)
-        0/1 targets, or real ones with ``regression``.
-    lam : float
-    regression : bool, default False
-    sample_weight : ndarray of shape (m,), optional
-
-    Returns
-    -------
-    J : float
-    grads : list of ndarray of shape (s_{l+1}, s_l + 1)
-    """
-    return SklearnObjective(layers_of(thetas), X, Y, lam, regression, sample_weight)(thetas)
-
-
 def _sklearn(layers, X, y, dtype):
-    """scikit-learn's J and ∇J, the labels y one-hot encoded."""
-    objective = SklearnObjective(layers, X, np.eye(layers[-1], dtype=dtype)[y], LAMBDA)
+    """scikit-learn's own J and ∇J (``MLPClassifier._backprop``) of the labels y one-hot.
+
+    With ``activation="logistic"`` and a 0/1 target matrix, scikit-learn's MLP computes J(Θ)
+    with λ = alpha (logistic outputs, the binary log loss summed over outputs and averaged over
+    examples, ``(alpha / 2m) Σ W²``) when ``coefs_[l]`` is ``Θ(l)[:, 1:]ᵀ`` and
+    ``intercepts_[l]`` is ``Θ(l)[:, 0]``. The estimator gets its layer structure once, here,
+    from a one-iteration fit on one row per class; a timed call sets its weights and calls
+    ``_backprop``.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    K, n = layers[-1], len(layers)
+    Y = np.eye(K, dtype=dtype)[y]
+    clf = MLPClassifier(hidden_layer_sizes=tuple(layers[1:-1]), activation="logistic",
+                        alpha=LAMBDA, solver="sgd", max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X[np.arange(K) % len(X)], np.eye(K, dtype=X.dtype))
+    # scikit-learn 1.7 and later take example weights, None for none, after the targets.
+    weights = [None] if "sample_weight" in inspect.signature(clf._backprop).parameters else []
 
     def run(vec):
-        J, grads = objective(unpack(vec, layers))
-        return J, pack(grads)
+        thetas = unpack(vec, layers)
+        clf.coefs_ = [theta[:, 1:].T.copy() for theta in thetas]
+        clf.intercepts_ = [theta[:, 0].copy() for theta in thetas]
+        J, coef_grads, intercept_grads = clf._backprop(
+            X, Y, *weights, [X] + [None] * (n - 1), [None] * (n - 1),
+            [np.empty_like(coef) for coef in clf.coefs_],
+            [np.empty_like(intercept) for intercept in clf.intercepts_])
+        return J, pack([np.column_stack([b, W.T]) for W, b in zip(coef_grads, intercept_grads)])
 
     return run
 
