@@ -1,0 +1,285 @@
+"""``MLPClassifier``: sigmoid outputs, the classes of its targets, and labels predicted.
+
+Binary targets get one output (K = 1), multi-class targets one output per class (prediction
+by argmax), multi-label indicator targets one output per label (thresholded at 0.5).
+"""
+
+from typing import ClassVar
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import column_or_1d
+
+from fastnn.estimator._base import _BaseMLP, _has_stochastic_solver
+from fastnn.io import ModelFileError
+from fastnn.losses import LOSSES
+
+__all__ = ["MLPClassifier"]
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """A fully connected sigmoid network classifier trained by backpropagation.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default (100,)
+        Units of each hidden layer, s_2 ... s_{L-1}.
+    alpha : float, default 1e-4
+        λ, the L2 penalty ``(λ/2m) Σ Θ²`` on all but the bias weights.
+    solver : {"lbfgs", "gd", "sgd", "adam"}, default "adam"
+    learning_rate_init : float, default 1e-3
+        α of gd, sgd and adam.
+    batch_size : int or "auto", default "auto"
+        Mini-batch size of sgd and adam; "auto" is ``min(200, m)``.
+    max_iter : int, default 200
+        Iterations (lbfgs, gd) or epochs (sgd, adam).
+    tol : float, default 1e-4
+        lbfgs and gd stop when the largest component of the gradient is at most ``tol``; for
+        sgd and adam, the improvement below which an epoch counts as none (see
+        ``n_iter_no_change``).
+    early_stopping : bool, default False
+        For sgd and adam (as in scikit-learn): hold out ``validation_fraction`` of the training
+        data (stratified, with their weights), stop when its accuracy has not improved by
+        ``tol`` for ``n_iter_no_change`` epochs, and keep the best parameters.
+    validation_fraction : float, default 0.1
+    n_iter_no_change : int, default 10
+        Epochs without improvement after which sgd and adam stop; 0 never stops them early.
+        Like scikit-learn's, it does not apply to lbfgs and gd.
+    momentum : float, default 0.9
+    nesterovs_momentum : bool, default True
+    random_state : None, int or numpy.random.Generator
+        Initial weights, mini-batch order and the early-stopping split. A model file stores
+        None or an int; save refuses a Generator (its repr would not give it back).
+    verbose : bool, default False
+        Show a progress bar (on a terminal).
+    warm_start : bool, default False
+        Continue from the previous fit's weights.
+    backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}, default "auto"
+        ``"dask"``: ``fit`` leaves X, y and the weights (Dask arrays chunked by rows) on the
+        workers of Dask's default client and computes every cost and gradient there (see
+        :mod:`fastnn.backends._dask`); ``predict`` on a Dask array returns a Dask array.
+    loss : {"cross_entropy", "squared_error"}, default "cross_entropy"
+    activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
+        Activation of the hidden layers; the output layer is the sigmoid.
+    dtype : {"float64", "float32"}, default "float64"
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    thetas_ : list of ndarray
+        Θ(l) of shape ``(s_{l+1}, s_l + 1)``, acting on the raw inputs given to ``fit``.
+    loss_curve_ : list of float
+        The training cost after every iteration or epoch (every solver, L-BFGS included).
+    n_iter_ : int
+    best_loss_ : float
+    validation_scores_ : list of float
+        Validation accuracy (weighted, with weights) per epoch, when ``early_stopping`` (sgd,
+        adam).
+    history_ : fastnn.trainer.History
+        Every iteration's record of the last fit (cost, time, validation cost and accuracy);
+        not kept in model files.
+    n_features_in_ : int
+    """
+
+    _output_activation = "sigmoid"
+    _parameter_constraints: ClassVar[dict] = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions(set(LOSSES))],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), alpha=1e-4, solver="adam",
+                 learning_rate_init=1e-3, batch_size="auto", max_iter=200, tol=1e-4,
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
+                 momentum=0.9, nesterovs_momentum=True, random_state=None, verbose=False,
+                 warm_start=False, backend="auto", loss="cross_entropy", activation="sigmoid",
+                 dtype="float64"):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, alpha=alpha, solver=solver,
+            learning_rate_init=learning_rate_init, batch_size=batch_size, max_iter=max_iter,
+            tol=tol, early_stopping=early_stopping, validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, random_state=random_state, verbose=verbose,
+            warm_start=warm_start, backend=backend, activation=activation, dtype=dtype)
+        self.loss = loss
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    @property
+    def _loss(self):
+        return self.loss
+
+    # -- targets -----------------------------------------------------------------------------
+
+    def _encode_targets(self, y, reset, classes=None):
+        """Set ``classes_`` (``reset``: from ``classes`` if given, else y) and return y encoded
+        for the objective: indices into ``classes_``, or the 0/1 indicator matrix."""
+        if getattr(y, "ndim", 1) == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        # type_of_target takes 0.1 ms even for 200 labels: once more only where it decides
+        # (not for the next batch of a partial_fit of labels)
+        kind = type_of_target(y) if reset or self._multilabel else None
+        if reset:
+            if kind == "multilabel-indicator":
+                self.classes_ = np.arange(y.shape[1])
+                self._multilabel = True
+            else:
+                self.classes_ = np.unique(y if classes is None else classes)
+                self._multilabel = False
+                self._check_two_classes()
+        if self._multilabel:
+            if kind != "multilabel-indicator" or y.shape[1] != self.classes_.shape[0]:
+                raise ValueError(f"y: expected a 0/1 indicator matrix with "
+                                 f"{self.classes_.shape[0]} columns, as in the first fit")
+            return np.asarray(y)
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if unseen.size:
+            raise ValueError(f"y: has labels the model has not seen: {unseen[:5].tolist()}; "
+                             f"its classes are {self.classes_.tolist()}")
+        return np.searchsorted(self.classes_, y)
+
+    def _check_two_classes(self):
+        if self.classes_.shape[0] < 2:
+            raise ValueError(f"y: needs samples of at least 2 classes, got 1 class "
+                             f"({self.classes_[0]!r})")
+
+    def _remote_targets(self, y, reset):
+        """The classes come from one pass over y where it lies, and y is encoded there,
+        chunk by chunk."""
+        if reset:
+            self._multilabel = np.ndim(y) == 2
+            self.classes_ = (np.arange(np.shape(y)[1]) if self._multilabel
+                             else self._backend.classes(y))
+            self._check_two_classes()
+        if self._multilabel:
+            return y
+        return self._backend.encode(y, self.classes_)
+
+    def _stratify(self, y):
+        """Stratify by class, unless multi-label or a class has fewer than 2 examples."""
+        stratifiable = not self._multilabel and np.bincount(y).min(initial=2) >= 2
+        return y if stratifiable else None
+
+    @property
+    def _n_outputs(self):
+        return self.classes_.shape[0] if self._multilabel or self.classes_.shape[0] > 2 else 1
+
+    # -- fitting -----------------------------------------------------------------------------
+
+    @available_if(_has_stochastic_solver)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch of the mini-batch solver (``sgd`` or ``adam``; with another solver there is
+        no ``partial_fit``) on X, y.
+
+        A model read by :func:`fastnn.load` continues with the step rule's state (velocity,
+        moments) it was saved with.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+        y : array-like of shape (m,) or (m, n_labels)
+        classes : array-like of shape (n_classes,), optional
+            All labels that will ever appear; required on the first call unless y is a
+            multi-label indicator matrix.
+        sample_weight : array-like of shape (m,) or float, optional
+            Example weights, as in :meth:`fit`.
+
+        Returns
+        -------
+        self
+        """
+        first = not hasattr(self, "thetas_")
+        if first and classes is None and type_of_target(y) != "multilabel-indicator":
+            raise ValueError("classes: required on the first call to partial_fit")
+        return self._partial_fit(X, y, sample_weight, classes=classes)
+
+    # -- prediction --------------------------------------------------------------------------
+
+    def decision_function(self, X):
+        """The output layer's pre-activations z(L).
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+
+        Returns
+        -------
+        Z : ndarray of shape (m,) or (m, K)
+            (m,) for binary targets (positive means ``classes_[1]``), (m, K) otherwise
+            (argmax for multi-class, sign per label for multi-label).
+        """
+        Z = self._forward(X, logits=True)
+        return Z[:, 0] if Z.shape[1] == 1 and not self._multilabel else Z
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Binary: ``[1 − h, h]``; multi-class: the K sigmoid outputs scaled to sum to 1;
+        multi-label: each label's probability h_k (rows need not sum to 1).
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+
+        Returns
+        -------
+        P : ndarray of shape (m, n_classes)
+        """
+        H = self._forward(X)
+        if self._multilabel:
+            return H
+        if H.shape[1] == 1:
+            return np.concatenate([1 - H, H], axis=1)
+        return H / H.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """Predicted labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (m,) or (m, n_labels)
+            Labels from ``classes_``, or a 0/1 indicator matrix for multi-label targets.
+        """
+        H = self._forward(X)
+        if self._multilabel:
+            return (H >= 0.5).astype(np.int64)
+        index = (H[:, 0] >= 0.5).astype(np.intp) if H.shape[1] == 1 else H.argmax(axis=1)
+        return self._backend.decode(index, self.classes_)
+
+    # -- model files -------------------------------------------------------------------------
+
+    def _file_targets(self):
+        """The ``target`` field and the ``classes`` array of a model file."""
+        classes = np.asarray(self.classes_)
+        if classes.dtype.kind == "O" and all(isinstance(label, str) for label in classes):
+            classes = classes.astype(str)
+        if classes.dtype.kind not in "biufU":
+            raise TypeError("classes_: only numeric or string class labels can be saved "
+                            f"without pickle, got dtype {self.classes_.dtype}")
+        target = ("multilabel" if self._multilabel
+                  else "binary" if self._n_outputs == 1 else "multiclass")
+        return target, {"classes": classes}
+
+    def _restore_targets(self, arrays, target, layers, path):
+        """``classes_`` from a model file, checked against its target and output layer."""
+        if target == "continuous":
+            raise ModelFileError(f"{path}: metadata field 'target': expected a class target "
+                                 f"for an {type(self).__name__}, got {target!r}")
+        classes = arrays["classes"]
+        multilabel = target == "multilabel"
+        K = classes.shape[0] if multilabel or classes.shape[0] > 2 else 1
+        if K != layers[-1] or classes.shape[0] < 2:
+            raise ModelFileError(f"{path}: layers {layers} do not match "
+                                 f"{classes.shape[0]} classes")
+        self.classes_ = classes
+        self._multilabel = multilabel
