@@ -169,6 +169,31 @@ def test_predict_failures(trained, tmp_path, capsys):
     assert "not a readable fastnn model file" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("bad_model", "message"), [
+    ("text", "not a readable fastnn model file: expected a fastnn model (.npz), got text "
+             "starting 'not a model'"),
+    ("nan", "array 'theta_0' (Θ(1)): expected finite weights, got nan at row 4, column 0 "
+            "(1 of 1625 not finite)"),
+], ids=["text", "nan"])
+def test_predict_with_a_bad_model_file_is_one_line(trained, tmp_path, capsys, bad_model,
+                                                   message):
+    """A text file, or weights with NaN: exit 1, one line naming the file, no traceback."""
+    _, model, _ = trained
+    path = tmp_path / "model.npz"
+    if bad_model == "text":
+        path.write_text("not a model")
+    else:
+        with np.load(model) as data:
+            arrays = dict(data)
+        arrays["theta_0"][4, 0] = np.nan
+        np.savez(path, **arrays)
+    np.savez(tmp_path / "x.npz", X=np.zeros((3, 64)))
+    assert main(["predict", str(path), str(tmp_path / "x.npz")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [f"fastnn predict: error: {path}: {message}"]
+
+
 @pytest.mark.parametrize("command", [[], ["train"], ["predict"], ["gradcheck"]])
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
