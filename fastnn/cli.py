@@ -44,13 +44,7 @@ def _read_array_file(path, want_labels):
             raise CommandError(f"{path}: no array named 'y' with the labels")
         return X, y
     if path.endswith(".csv"):
-        try:
-            table = np.loadtxt(path, delimiter=",", ndmin=2)
-        except ValueError:
-            try:
-                table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=1)  # a header line
-            except ValueError as error:
-                raise CommandError(f"{path}: not a CSV file of numbers ({error})") from None
+        table = _read_csv(path)
         if want_labels:
             if table.shape[1] < 2:
                 raise CommandError(f"{path}: needs feature columns and a label column")
@@ -58,6 +52,67 @@ def _read_array_file(path, want_labels):
             return table[:, :-1], (y.astype(np.int64) if np.array_equal(y, y.round()) else y)
         return table, None
     raise CommandError(f"{path}: expected a .npz or .csv file")
+
+
+def _read_csv(path):
+    """The numbers of a CSV file, a row a line, as an array of shape (rows, columns).
+
+    The first line is skipped, with a note on stderr, only when it is a header: no field of it
+    is a number and some field is not empty (column names). Any other line that is not a row
+    of numbers is an error naming the file and the line (1-based), so that a malformed first
+    line is never dropped as if it were a header.
+    """
+    with open(path, encoding="utf-8", errors="replace") as file:
+        header = _is_header(file.readline())
+    if header:
+        print(f"fastnn: {path}: line 1 read as column names, not data", file=sys.stderr)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+            table = np.loadtxt(path, delimiter=",", ndmin=2, skiprows=int(header))
+    except ValueError as error:
+        reason = _first_bad_line(path, int(header)) or f"not a CSV file of numbers ({error})"
+        raise CommandError(f"{path}: {reason}") from None
+    if table.shape[0] == 0:
+        raise CommandError(f"{path}: expected rows of comma-separated numbers, got none")
+    return table
+
+
+def _is_number(field):
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_header(line):
+    """Whether a CSV file's first line is a header: no field a number, some field not empty."""
+    fields = [field.strip() for field in line.split("#", 1)[0].split(",")]
+    return any(fields) and not any(_is_number(field) for field in fields)
+
+
+def _first_bad_line(path, skip):
+    """Where and why the first line after the first ``skip`` lines of a CSV file is not a row
+    of numbers as wide as the first row (``"line 4, column 3: ..."``, lines counted from 1,
+    comments after ``#`` and blank lines passed over as ``np.loadtxt`` does), or None."""
+    width = None
+    with open(path, encoding="utf-8", errors="replace") as file:
+        for number, line in enumerate(file, start=1):
+            text = line.split("#", 1)[0]
+            if number <= skip or not text.strip():
+                continue
+            fields = text.split(",")
+            for column, field in enumerate(fields, start=1):
+                if not _is_number(field):
+                    return (f"line {number}, column {column}: expected a number, got "
+                            f"{field.strip()!r}")
+            if width is None:
+                width, first = len(fields), number
+            elif len(fields) != width:
+                return (f"line {number}: expected {width} comma-separated numbers (as on line "
+                        f"{first}), got {len(fields)}")
+    return None
 
 
 def load_data(name, seed):
@@ -434,7 +489,8 @@ def build_parser():
         "a model with several outputs. If the .npz also has y, the accuracy (or R² and "
         "RMSE) goes to stderr.")
     predict.add_argument("model", help="a model file written by fastnn train")
-    predict.add_argument("data", help="a .npz file with an array X, or a .csv of features")
+    predict.add_argument("data", help="a .npz file with an array X, or a .csv of features "
+                         "(a first line of column names is skipped)")
     predict.add_argument("--out", help="write the predictions to this file instead of stdout")
     predict.set_defaults(run=predict_command)
 

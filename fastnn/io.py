@@ -151,34 +151,66 @@ def read_model(path):
     FileNotFoundError
         No file at ``path``.
     ModelFileError
-        A truncated, corrupted or foreign file, an unknown format version, or a field missing
-        or of the wrong type.
+        A truncated, corrupted or foreign file, an unknown format version, a field missing
+        or of the wrong type, or a Θ(l) with NaN or infinite weights.
     """
     try:
         # The file is opened here, not by np.load, so that it is closed on every error.
-        with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
-            metadata = json.loads(str(data["metadata"][()]))
-            _check_metadata(metadata, path)
-            layers = metadata["layers"]
-            arrays = {
-                "thetas": [data[f"theta_{l}"] for l in range(len(layers) - 1)],
-                "classes": data["classes"] if "classes" in data.files else None,
-                "optimizer": {name[len("optimizer_"):]: data[name] for name in data.files
-                              if name.startswith("optimizer_")},
-            }
+        with open(path, "rb") as file:
+            _check_archive(file, path)
+            with np.load(file, allow_pickle=False) as data:
+                metadata = json.loads(str(data["metadata"][()]))
+                _check_metadata(metadata, path)
+                layers = metadata["layers"]
+                arrays = {
+                    "thetas": [data[f"theta_{l}"] for l in range(len(layers) - 1)],
+                    "classes": data["classes"] if "classes" in data.files else None,
+                    "optimizer": {name[len("optimizer_"):]: data[name] for name in data.files
+                                  if name.startswith("optimizer_")},
+                }
     except (FileNotFoundError, ModelFileError):
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
             json.JSONDecodeError, TypeError) as error:
-        raise ModelFileError(f"{path}: not a readable fastnn model file ({error})") from None
+        # NumPy's words for an object array advise allow_pickle; fastnn never loads pickles.
+        reason = ("it holds pickled Python objects, which fastnn does not load"
+                  if "pickle" in str(error) else error)
+        raise ModelFileError(f"{path}: not a readable fastnn model file ({reason})") from None
     thetas = arrays["thetas"]
     if [theta.shape for theta in thetas] != theta_shapes(layers) or any(
             theta.dtype != np.dtype(metadata["dtype"]) for theta in thetas):
         raise ModelFileError(f"{path}: weight matrices do not match layers {layers} and dtype "
                              f"{metadata['dtype']}")
+    for l, theta in enumerate(thetas):
+        bad = np.argwhere(~np.isfinite(theta))
+        if bad.size:
+            j, i = bad[0]
+            raise ModelFileError(
+                f"{path}: array 'theta_{l}' (Θ({l + 1})): expected finite weights, got "
+                f"{theta[j, i]} at row {j}, column {i} ({len(bad)} of {theta.size} not finite)")
     _check_classes(arrays["classes"], metadata["target"], path)
     metadata.setdefault("estimator", "MLPClassifier")
     return arrays, metadata
+
+
+def _check_archive(file, path):
+    """ModelFileError unless ``file`` starts as a zip archive (a ``.npz``) does: np.load takes
+    anything else for a pickle, and its message advises loading that unsafely."""
+    head = file.read(64)
+    file.seek(0)
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip's first entry, or an empty zip
+        return
+    if not head:
+        found = "an empty file"
+    elif head.startswith(b"\x93NUMPY"):
+        found = "a single .npy array"
+    else:
+        try:
+            found = f"text starting {head.decode('utf-8')[:40]!r}"
+        except UnicodeDecodeError:
+            found = f"binary data starting {head[:16]!r}"
+    raise ModelFileError(f"{path}: not a readable fastnn model file: expected a fastnn model "
+                         f"(.npz), got {found}")
 
 
 def _check_classes(classes, target, path):

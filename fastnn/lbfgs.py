@@ -15,16 +15,10 @@ formula 3.59). It stops as SciPy's L-BFGS-B does: when the largest |∂J/∂θ_p
 when an iteration lowers J by at most a relative ``FTOL``, or on the iteration or evaluation limit.
 
 Why not SciPy's L-BFGS-B (which fastnn used before): between two evaluations of J it costs about
-65 ns per parameter (SciPy 1.17, ``minimize(method="L-BFGS-B")`` for 100 iterations on a
-diagonal quadratic, less the time of its evaluations): 0.16 ms an iteration for P = 1,885
-(digits 64-25-10), 0.68 ms for P = 10,285 (400-25-10) and 7 ms for P = 101,770 (784-128-10) — a
-quarter of an ex4 float32 iteration (2.8 ms, of which J and ∇J took 2.1; 2.0 ms with this
-module).
-Its bound-constrained machinery (generalized Cauchy point, subspace minimization) has nothing to
-do for fastnn's unconstrained θ. Here the two-loop recursion is 4 · ``history`` compiled passes
-over θ, the line search a few more per evaluation, and the rest is Python on scalars: 0.02,
-0.13 and 1.7 ms an iteration, measured the same way (with as many evaluations as SciPy's: 108,
-110 and 111 in 100 iterations).
+65 ns per parameter in its bound-constrained machinery (generalized Cauchy point, subspace
+minimization), which has nothing to do for fastnn's unconstrained θ: a quarter of an ex4
+float32 iteration. Here the two-loop recursion is 4 · ``history`` compiled passes over θ, the
+line search a few more per evaluation, and the rest is Python on scalars.
 """
 
 import math

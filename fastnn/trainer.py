@@ -27,8 +27,19 @@ STOCHASTIC_SOLVERS = ("sgd", "adam")
 ``early_stopping`` apply to them only, as in scikit-learn."""
 
 
+DIVERGENCE_RATIO = 1e6
+"""A run whose cost exceeds this many times the first cost it recorded has diverged, as has
+one whose cost is NaN or infinite. A step too large for the loss can make the cost grow by
+orders of magnitude every epoch and yet stay finite for many epochs (make_friedman1's y × 1e6,
+sgd at rate 1: 6e28 to 2e229 in ten), which would otherwise end as "converged" (no improvement
+for ``n_iter_no_change`` epochs); a run that is learning does not end up a million times above
+where it started."""
+
+
 class TrainingDiverged(FloatingPointError):
-    """The cost became NaN or infinite; ``theta`` holds the last parameters with a finite cost."""
+    """The cost became NaN or infinite, or rose past ``DIVERGENCE_RATIO`` times its first
+    value; ``theta`` holds the last parameters with a finite cost in the first case, the best
+    ones so far in the second."""
 
     def __init__(self, message, theta, history):
         super().__init__(message)
@@ -50,8 +61,9 @@ class History:
     records: list = field(default_factory=list)
     stopped: str = "max_iter"
     """Why training ended: "max_iter", "converged", "early_stopping", "callback",
-    "interrupted", or for L-BFGS "max_fun" (its limit on evaluations of J) and "abnormal" (its
-    line search found no lower J along −∇J); ``message`` has L-BFGS's own words."""
+    "interrupted", "diverged" (the history a :class:`TrainingDiverged` carries), or for L-BFGS
+    "max_fun" (its limit on evaluations of J) and "abnormal" (its line search found no lower J
+    along −∇J); ``message`` has L-BFGS's own words."""
     message: str = ""
     """:func:`fastnn.lbfgs.lbfgs`'s message when L-BFGS ended by itself, else empty."""
 
@@ -94,10 +106,16 @@ class _Monitor:
         self.last_finite = None
         """The parameters of the last finite cost when it is not the trainer's θ, set by the
         mini-batch loop (L-BFGS writes θ with accepted iterates only: θ is the last finite)."""
+        self.risen = None
+        """The cost that rose past ``DIVERGENCE_RATIO`` times the first, when that ended the
+        run (it is not recorded, as a non-finite one is not)."""
 
     def record(self, theta, J):
         """Record iteration; return the reason to stop, or None to go on."""
         if not np.isfinite(J):
+            return "diverged"
+        if self.history.records and J > DIVERGENCE_RATIO * self.history.records[0]["cost"] > 0:
+            self.risen = float(J)
             return "diverged"
         record = {"iteration": len(self.history) + 1, "cost": float(J),
                   "time": time.perf_counter() - self.start}
@@ -260,7 +278,9 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     Raises
     ------
     TrainingDiverged
-        When the cost becomes NaN or infinite; it carries the last finite parameters.
+        When the cost becomes NaN or infinite, carrying the last parameters with a finite cost,
+        or rises past ``DIVERGENCE_RATIO`` times the first cost of the run, carrying the best
+        parameters so far.
 
     Warns
     -----
@@ -319,12 +339,20 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     if stopped == "diverged":
         what = ("lower learning_rate_init (--lr)" if solver != "lbfgs"
                 else "scale the inputs or raise alpha")
+        if monitor.risen is None:
+            how, kept = "became NaN or infinite", "The last parameters with a finite cost"
+            theta_kept = monitor.last_finite if monitor.last_finite is not None else theta
+        else:
+            how = (f"rose to {monitor.risen:.3g}, more than {DIVERGENCE_RATIO:g} times its "
+                   f"first value {monitor.history.records[0]['cost']:.3g},")
+            kept, theta_kept = "The best parameters so far", monitor.best_theta
+        monitor.history.stopped = "diverged"
         raise TrainingDiverged(
-            f"training diverged: the cost became NaN or infinite at iteration "
+            f"training diverged: the cost {how} at iteration "
             f"{len(monitor.history) + 1} of solver {solver!r}"
             + (f" with learning rate {learning_rate:g}" if solver != "lbfgs" else "")
-            + f"; {what}. The last parameters with a finite cost were kept.",
-            monitor.last_finite if monitor.last_finite is not None else theta,
+            + f"; {what}. {kept} were kept.",
+            theta_kept,
             monitor.history,
         )
     if stopped in ("max_fun", "abnormal"):
@@ -424,7 +452,10 @@ def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monit
 
 
 def _keep_last_finite(monitor):
-    """The last finite θ may be in the step rule's buffer, which is never handed out: copied."""
+    """The last finite θ and the best one may be in the step rule's buffer, which is never
+    handed out: copied."""
     if monitor.last_finite is not None:
         monitor.last_finite = monitor.last_finite.copy()
+    if monitor.best_theta is not None:
+        monitor.best_theta = monitor.best_theta.copy()
     return "diverged"

@@ -1,6 +1,10 @@
 """The in-process backends against the naive reference and against each other, and what
 every backend answers for itself."""
 
+import json
+import os
+import subprocess
+import sys
 from itertools import pairwise
 
 import numba
@@ -77,6 +81,64 @@ def test_chunks_cover_the_examples():
     assert _numba.n_chunks(1) == 1
     assert _numba.n_chunks(_numba.MIN_CHUNK * 2) == 2
     assert _numba.n_chunks(10**7) == _numba.MAX_CHUNKS
+
+
+THREAD_COUNTS = (1, 2, 32)
+THREAD_PATHS = {
+    # path: layers, m, the rows of the call (None: all)
+    "full batch": ((20, 16, 4), 5000, None),
+    "mini-batch": ((20, 16, 4), 5000, slice(1000, 4000)),
+    "full batch, large P": ((100, 500, 10), 3000, None),
+    "mini-batch, batch kernel": ((100, 500, 10), 3000, slice(0, 3000, 6)),
+}
+THREAD_PROBE = """
+import hashlib, json, sys
+import numpy as np
+import fastnn
+paths = {paths}
+digests = {{}}
+for path, (layers, m, rows) in paths.items():
+    rng = np.random.default_rng(0)
+    thetas = fastnn.init_weights(layers, seed=rng)
+    X = rng.normal(size=(m, layers[0]))
+    y = rng.integers(0, layers[-1], size=m)
+    for backend in ("numba", "numba-parallel"):
+        for dtype in ("float64", "float32"):
+            objective = fastnn.Objective(layers, X, y, lam=0.3, backend=backend, dtype=dtype)
+            J, grad = objective(fastnn.pack(thetas), rows=rows)
+            digests[f"{{backend}} {{dtype}} {{path}}"] = hashlib.sha256(
+                np.float64(J).tobytes() + grad.tobytes()).hexdigest()
+json.dump(digests, sys.stdout)
+"""
+
+
+@pytest.fixture(scope="module")
+def digests_by_thread_count():
+    """J and ∇J (hashed) of the same calls in child processes started with each of
+    THREAD_COUNTS as NUMBA_NUM_THREADS."""
+    code = THREAD_PROBE.format(paths=repr(THREAD_PATHS))
+    digests = {}
+    for threads in THREAD_COUNTS:
+        child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               env={**os.environ, "NUMBA_NUM_THREADS": str(threads)},
+                               timeout=900, check=False)
+        assert child.returncode == 0, child.stderr
+        digests[threads] = json.loads(child.stdout)
+    return digests
+
+
+@pytest.mark.parametrize("path", THREAD_PATHS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("backend", ["numba", "numba-parallel"])
+def test_results_do_not_depend_on_numba_num_threads(digests_by_thread_count, backend, dtype,
+                                                    path):
+    """Chunk boundaries depend on m only: J and ∇J are bitwise the same whatever
+    NUMBA_NUM_THREADS the process started with, so machines with different core counts train
+    the same model from the same seed."""
+    case = f"{backend} {dtype} {path}"
+    assert _numba.n_chunks(5000) == _numba.MAX_CHUNKS  # as many chunks as there can be
+    assert len({digests_by_thread_count[n][case] for n in THREAD_COUNTS}) == 1, {
+        n: digests_by_thread_count[n][case] for n in THREAD_COUNTS}
 
 
 @pytest.mark.parametrize("b", [1, 3, 4, 5, 57, 63, 64, 65, 200, 300, 500, 1023, 1024, 1030])
@@ -501,8 +563,8 @@ def test_unit_major_and_row_blocks_match_naive(layers, unit_major, activation,
     with example weights and a target matrix, on chunks of 68–69 rows (a block of 64, then
     one of 4 or 5); serial and parallel bitwise identical."""
     assert _numba._unit_major(np.array(layers)) == unit_major
-    m = 1100
-    assert _numba.n_chunks(m) == 16  # chunks of 68 or 69 rows
+    m = 4400
+    assert _numba.n_chunks(m) == 64  # chunks of 68 or 69 rows
     thetas, X, y = make_problem(layers, m=m, target="multilabel", seed=3)
     w = np.random.default_rng(5).uniform(0.0, 3.0, size=m)
     options = dict(loss=loss, activation=activation, output_activation=output_activation,

@@ -96,6 +96,56 @@ def test_predict_writes_one_label_per_line(trained, tmp_path, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 7
 
 
+@pytest.fixture(scope="module")
+def digit_lines():
+    """Five rows of digits' 64 features as CSV lines, and a header line naming them."""
+    from sklearn.datasets import load_digits
+
+    X, _ = load_digits(return_X_y=True)
+    return [",".join(f"{value:g}" for value in row) for row in X[:5]], ",".join(
+        f"pixel{j}" for j in range(64))
+
+
+@pytest.mark.parametrize("header", [False, True])
+def test_predict_reads_a_csv_with_or_without_a_header(trained, tmp_path, capsys, digit_lines,
+                                                      header):
+    """A first line of column names is skipped, and the command says so; without one, every
+    line is a row."""
+    _, model, _ = trained
+    rows, names = digit_lines
+    data = tmp_path / "digits.csv"
+    data.write_text("\n".join([names, *rows] if header else rows) + "\n")
+    assert main(["predict", str(model), str(data)]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 5
+    note = f"fastnn: {data}: line 1 read as column names, not data"
+    assert captured.err.splitlines() == ([note] if header else [])
+
+
+@pytest.mark.parametrize(("header", "row", "edit", "message"), [
+    (False, 0, lambda line: line + ",", "line 1, column 65: expected a number, got ''"),
+    (True, 0, lambda line: line + ",", "line 2, column 65: expected a number, got ''"),
+    (False, 3, lambda line: line.replace(",", ",x,", 1).rsplit(",", 1)[0],
+     "line 4, column 2: expected a number, got 'x'"),
+    (True, 3, lambda line: line.rsplit(",", 1)[0],
+     "line 5: expected 64 comma-separated numbers (as on line 2), got 63"),
+], ids=["stray comma on line 1", "stray comma after a header", "a word on line 4",
+        "a short line 5 after a header"])
+def test_predict_names_the_malformed_csv_line(trained, tmp_path, capsys, digit_lines, header,
+                                              row, edit, message):
+    """A malformed line, the first included, is an error naming the file and the line counted
+    from 1 (a header counts), never a row dropped as if it were a header."""
+    _, model, _ = trained
+    rows, names = digit_lines
+    rows = [edit(line) if i == row else line for i, line in enumerate(rows)]
+    data = tmp_path / "digits.csv"
+    data.write_text("\n".join([names, *rows] if header else rows) + "\n")
+    assert main(["predict", str(model), str(data)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines()[-1] == f"fastnn predict: error: {data}: {message}"
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["train", "--data", "missing.npz"], "data file not found: missing.npz"),
     (["predict", "missing.npz", "x.npz"], "model file not found: missing.npz"),
@@ -117,6 +167,31 @@ def test_predict_failures(trained, tmp_path, capsys):
     (tmp_path / "bad.npz").write_text("not a model")
     assert main(["predict", str(tmp_path / "bad.npz"), str(tmp_path / "unseen.npz")]) == 1
     assert "not a readable fastnn model file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("bad_model", "message"), [
+    ("text", "not a readable fastnn model file: expected a fastnn model (.npz), got text "
+             "starting 'not a model'"),
+    ("nan", "array 'theta_0' (Θ(1)): expected finite weights, got nan at row 4, column 0 "
+            "(1 of 1625 not finite)"),
+], ids=["text", "nan"])
+def test_predict_with_a_bad_model_file_is_one_line(trained, tmp_path, capsys, bad_model,
+                                                   message):
+    """A text file, or weights with NaN: exit 1, one line naming the file, no traceback."""
+    _, model, _ = trained
+    path = tmp_path / "model.npz"
+    if bad_model == "text":
+        path.write_text("not a model")
+    else:
+        with np.load(model) as data:
+            arrays = dict(data)
+        arrays["theta_0"][4, 0] = np.nan
+        np.savez(path, **arrays)
+    np.savez(tmp_path / "x.npz", X=np.zeros((3, 64)))
+    assert main(["predict", str(path), str(tmp_path / "x.npz")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [f"fastnn predict: error: {path}: {message}"]
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["predict"], ["gradcheck"]])

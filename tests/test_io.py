@@ -82,8 +82,45 @@ def test_save_is_atomic(tmp_path, fitted, monkeypatch):
 def test_pickled_file_is_refused(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, metadata=np.array([{"format": "fastnn-model"}], dtype=object))
-    with pytest.raises(ModelFileError, match="not a readable fastnn model file"):
+    with pytest.raises(ModelFileError, match="not a readable fastnn model file") as error:
         fastnn.load(path)
+    assert str(error.value).endswith("(it holds pickled Python objects, which fastnn does not "
+                                     "load)")
+    assert "allow_pickle" not in str(error.value)
+
+
+@pytest.mark.parametrize(("content", "found"), [
+    (b"hello world\n", r"text starting 'hello world\n'"),
+    (b"", "an empty file"),
+    (b"\x93NUMPY\x01\x00v\x00", "a single .npy array"),
+    (b"\x80\x04\x95\xff\x00", r"binary data starting b'\x80\x04\x95\xff\x00'"),
+], ids=["text", "empty", "npy", "pickle"])
+def test_a_file_not_an_archive_is_named_and_never_loaded_unsafely(tmp_path, content, found):
+    """What was expected and what came; never NumPy's advice to load with allow_pickle."""
+    path = tmp_path / "model.npz"
+    path.write_bytes(content)
+    with pytest.raises(ModelFileError) as error:
+        fastnn.load(path)
+    assert str(error.value) == (f"{path}: not a readable fastnn model file: expected a fastnn "
+                                f"model (.npz), got {found}")
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_non_finite_weights_are_a_model_file_error(tmp_path, fitted, value):
+    """A Θ(l) with NaN or infinity is refused on reading, naming the file, the array and the
+    value, not left for a plain ValueError at predict time."""
+    clf, _ = fitted
+    path = tmp_path / "m.npz"
+    clf.save(path)
+    with np.load(path) as data:
+        arrays = dict(data)
+    assert arrays["theta_1"].shape == (4, 7)
+    arrays["theta_1"][2, 3] = value
+    np.savez(path, **arrays)
+    with pytest.raises(ModelFileError) as error:
+        fastnn.load(path)
+    assert str(error.value) == (f"{path}: array 'theta_1' (Θ(2)): expected finite weights, got "
+                                f"{value} at row 2, column 3 (1 of 28 not finite)")
 
 
 def test_bad_files(tmp_path, fitted):

@@ -70,6 +70,20 @@ def test_friedman_r2(friedman):
     np.testing.assert_array_equal(H[:, 0], reg.predict(X_test))
 
 
+def test_sgd_whose_loss_explodes_is_diverged_not_converged():
+    """At learning rate 1 on friedman's y × 1e6, sgd's loss grows about 1e20-fold an epoch
+    and stays finite: that is divergence (a TrainingDiverged, history "diverged", the best
+    parameters kept), never "converged" after n_iter_no_change epochs without improvement."""
+    X, y = make_friedman1(n_samples=1000, random_state=0)
+    reg = MLPRegressor(solver="sgd", learning_rate_init=1.0, max_iter=50, random_state=0)
+    with pytest.raises(fastnn.TrainingDiverged,
+                       match=r"the cost rose to \S+, more than 1e\+06 times its first value"):
+        reg.fit(X, y * 1e6)
+    assert reg.history_.stopped == "diverged"
+    assert all(np.isfinite(theta).all() for theta in reg.thetas_)
+    assert np.isfinite(reg.predict(X)).all()
+
+
 def test_cost_is_the_halved_mean_squared_error(small):
     """J = (1/2m) Σ (h − y)² + (λ/2m) Σ Θ² (no bias column), recorded in loss_curve_."""
     X, y = small

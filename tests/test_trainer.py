@@ -8,10 +8,11 @@ import warnings
 import numpy as np
 import pytest
 import threadpoolctl
+from sklearn.datasets import make_friedman1
 from sklearn.exceptions import ConvergenceWarning
 
 import fastnn
-from fastnn.trainer import train
+from fastnn.trainer import DIVERGENCE_RATIO, train
 from tests.conftest import make_problem
 
 LAYERS = [6, 8, 3]
@@ -121,8 +122,11 @@ class Recording(fastnn.Objective):
                          [("gd", 1e150, 200, 1), ("gd", 1e60, 200, 2), ("sgd", 1e150, 32, 1),
                           ("sgd", 1e60, 32, 2), ("adam", 1e160, 32, 0)])
 def test_divergence_is_a_clear_error_with_the_last_finite_parameters(
-        problem, solver, learning_rate, batch_size, finite_steps):
+        monkeypatch, problem, solver, learning_rate, batch_size, finite_steps):
     objective, _, theta0 = problem
+    # The non-finite path: gd's finite costs before inf (1e296, 1e116) would otherwise stop the
+    # run first, as risen past DIVERGENCE_RATIO times the first (tested below).
+    monkeypatch.setattr(fastnn.trainer, "DIVERGENCE_RATIO", np.inf)
     recording = Recording(LAYERS, objective.data.X, objective.data.targets.labels, lam=0.1)
     recording.calls = []
     with pytest.raises(fastnn.TrainingDiverged, match="lower learning_rate_init") as error:
@@ -132,6 +136,45 @@ def test_divergence_is_a_clear_error_with_the_last_finite_parameters(
     assert len(finite) == finite_steps + 1 and not np.isfinite(recording.calls[-1][1])
     np.testing.assert_array_equal(error.value.theta, finite[-1][0])
     assert np.isfinite(objective.cost(error.value.theta))
+    assert error.value.history.stopped == "diverged"
+
+
+@pytest.fixture(scope="module")
+def exploding():
+    """make_friedman1's regression with y × 1e6: at learning rate 1, the costs of sgd and gd
+    grow by orders of magnitude an epoch (J(θ0) = 1.1e14) and stay finite for many epochs."""
+    X, y = make_friedman1(n_samples=1000, random_state=0)
+    layers = [10, 25, 1]
+    objective = fastnn.Objective(layers, X, y * 1e6, lam=1.0, loss="squared_error",
+                                 output_activation="identity")
+    return objective, fastnn.pack(fastnn.init_weights(layers, seed=0))
+
+
+@pytest.mark.parametrize("solver", ["sgd", "gd"])
+def test_a_finite_cost_that_explodes_is_divergence(exploding, solver):
+    """A cost past DIVERGENCE_RATIO times the first is divergence, as a non-finite one is:
+    TrainingDiverged with the history up to it, never "converged" or "max_iter"."""
+    objective, theta0 = exploding
+    with pytest.raises(fastnn.TrainingDiverged,
+                       match=r"the cost rose to \S+, more than 1e\+06 times its first value "
+                       r"\S+, at iteration \d+ of solver") as error:
+        train(objective, theta0, solver=solver, learning_rate=1.0, max_iter=50, batch_size=200,
+              random_state=0)
+    history = error.value.history
+    assert history.stopped == "diverged"
+    costs = history["cost"]
+    assert np.isfinite(costs).all() and max(costs) <= DIVERGENCE_RATIO * costs[0]
+    assert np.isfinite(error.value.theta).all()
+
+
+def test_an_exploding_cost_keeps_the_best_parameters(exploding):
+    """gd records J at each θ it steps from: the kept θ is the one of the lowest cost."""
+    objective, theta0 = exploding
+    with pytest.raises(fastnn.TrainingDiverged) as error:
+        train(objective, theta0, solver="gd", learning_rate=1.0, max_iter=50)
+    costs = error.value.history["cost"]
+    assert len(costs) >= 2 and costs[-1] > costs[0]
+    assert objective.cost(error.value.theta) == pytest.approx(min(costs), rel=1e-12)
 
 
 def test_unknown_solver(problem):

@@ -65,7 +65,6 @@ import functools
 from contextlib import contextmanager, nullcontext
 from itertools import pairwise
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -91,19 +90,24 @@ MIN_CHUNK = 32
 REDUCE_COLUMNS = 4096
 REDUCE_PARALLEL_MIN = 1 << 17
 """The chunks' Δ rows are summed over threads, ``REDUCE_COLUMNS`` columns (32 KiB of float64)
-per task, when they hold ``REDUCE_PARALLEL_MIN`` numbers or more; fewer are added on one
-thread, which is quicker than starting the threads. Measured against the sum on one thread
-(each in its own process, best of 2 × 5, numba-parallel): 784-512-256-10 (P = 533,770) 0.92
-and 0.92 of its time at 2048 rows (float32, float64), 1.01 and 0.95 at 4096; 784-128-10 1.11,
-0.99, 1.04, 0.93 — a few per cent on large P, the rest within this machine's noise."""
+per task, when they hold ``REDUCE_PARALLEL_MIN`` numbers or more in more than one task's
+columns; fewer are added on one thread, which is quicker than starting the threads.
+Measured against the sum on one thread (each in its own process, best of 2 × 5,
+numba-parallel): 784-512-256-10 (P = 533,770) 0.92 and 0.92 of its time at 2048 rows (float32,
+float64), 1.01 and 0.95 at 4096; 784-128-10 1.11, 0.99, 1.04, 0.93 — a few per cent on large
+P, the rest within this machine's noise."""
 
-MAX_CHUNKS = max(16, numba.config.NUMBA_NUM_THREADS)
-"""Chunks per call at most. Fixed per machine so results do not depend on thread scheduling;
-each chunk holds one Δ accumulator of P float64, so memory is ``MAX_CHUNKS * P * 8`` bytes."""
+MAX_CHUNKS = 64
+"""Chunks per call at most. A constant, not the machine's thread count, so that the chunk
+boundaries, and with them the order of every sum, depend on m only: J and ∇J are bitwise the
+same for any ``NUMBA_NUM_THREADS``. 64 chunks share evenly over 2, 4, ..., 64 threads and keep
+8/9 of 12 or 24 threads busy. Each chunk holds a Δ accumulator of P float64: a call on at
+least ``MAX_CHUNKS * MIN_CHUNK`` examples holds ``512 * P`` bytes of them (52 MB for
+784-128-10), which is why the cap is not larger."""
 
 
 def n_chunks(m):
-    """How many chunks the m examples are cut into (a function of m and the machine only)."""
+    """How many chunks the m examples are cut into: a function of m only."""
     return max(1, min(MAX_CHUNKS, m // MIN_CHUNK))
 
 
@@ -997,7 +1001,8 @@ class NumbaBackend(Backend):
         """The compilation of :func:`_loss_and_delta_chunks` for a network's layout and for
         how the Δ rows of m examples are summed (over the threads from ``REDUCE_PARALLEL_MIN``
         numbers); the same for J alone and for J and ∇J, so that a training run compiles one."""
-        return self._chunked[_unit_major(layers), n_chunks(m) * P >= REDUCE_PARALLEL_MIN]
+        parallel_reduce = P > REDUCE_COLUMNS and n_chunks(m) * P >= REDUCE_PARALLEL_MIN
+        return self._chunked[_unit_major(layers), parallel_reduce]
 
     def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
         """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
