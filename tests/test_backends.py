@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn.backends import _numba, _numpy
+from fastnn.backends import _batch, _chunked, _numba, _numpy, _products, _tuning
 from tests import naive
 from tests.conftest import make_problem
 
@@ -73,17 +73,17 @@ def test_serial_and_parallel_bitwise_identical(m):
 
 
 def test_chunks_cover_the_examples():
-    assert _numba.n_chunks(1) == 1
-    assert _numba.n_chunks(_numba.MIN_CHUNK * 2) == 2
-    assert _numba.n_chunks(10**7) == _numba.MAX_CHUNKS
+    assert _chunked.n_chunks(1) == 1
+    assert _chunked.n_chunks(_tuning.MIN_CHUNK * 2) == 2
+    assert _chunked.n_chunks(10**7) == _tuning.MAX_CHUNKS
 
 
 @pytest.mark.parametrize("b", [1, 3, 4, 5, 57, 63, 64, 65, 200, 300, 500, 1023, 1024, 1030])
 def test_batch_blocks_cover_the_rows_evenly(b):
     """Consecutive blocks of whole groups of 4 rows, the last with the b % 4 left; every
     halving of the blocks (each thread's share for 2, 4, 8 threads) within 4 rows of even."""
-    n_blocks = _numba._batch_blocks(b)
-    bounds = [_numba._block_bounds(b, n_blocks, block) for block in range(n_blocks)]
+    n_blocks = _batch._batch_blocks(b)
+    bounds = [_batch._block_bounds(b, n_blocks, block) for block in range(n_blocks)]
     assert bounds[0][0] == 0 and bounds[-1][1] == b
     assert all(stop == start for (_, stop), (start, _) in pairwise(bounds))
     sizes = [stop - start for start, stop in bounds]
@@ -100,14 +100,14 @@ def test_batch_blocks_cover_the_rows_evenly(b):
 @pytest.mark.parametrize("layers", [(784, 128, 10), (784, 256, 128, 64, 10), (400, 25, 10),
                                     (30, 17, 4), (3000, 20, 1)])
 def test_delta_tasks_cover_the_columns_in_groups_of_equal_work(layers):
-    tasks, groups = _numba._delta_tasks(layers)
+    tasks, groups = _batch._delta_tasks(layers)
     columns = [(l, k) for l, k0, k1 in tasks for k in range(k0, k1)]
     assert columns == [(l, k) for l, s_in in enumerate(layers[:-1]) for k in range(s_in)]
-    assert groups[0] == 0 and groups[-1] == len(tasks) and len(groups) == _numba.BATCH_TASKS + 1
+    assert groups[0] == 0 and groups[-1] == len(tasks) and len(groups) == _tuning.BATCH_TASKS + 1
     assert all(np.diff(groups) >= 0)
     work = [sum((k1 - k0) * layers[l + 1] for l, k0, k1 in tasks[groups[g]:groups[g + 1]])
-            for g in range(_numba.BATCH_TASKS)]
-    share = sum(work) / _numba.BATCH_TASKS
+            for g in range(_tuning.BATCH_TASKS)]
+    share = sum(work) / _tuning.BATCH_TASKS
     slack = 4 * max(layers[1:])  # a cut is rounded to 4 columns
     if share > 4 * slack:  # (not for the tiny network: a group is a few columns there)
         assert max(abs(w - share) for w in work) <= slack
@@ -118,7 +118,7 @@ def test_numpy_blocks_match_one_block(monkeypatch):
     """Several row blocks in the NumPy backend give the same sums as one."""
     thetas, X, y = make_problem([5, 6, 3], m=100, target="multiclass")
     J_one, grads_one = fastnn.cost_and_grad(thetas, X, y, lam=1.0, backend="numpy")
-    monkeypatch.setattr(_numpy, "BLOCK_ROWS", 7)
+    monkeypatch.setattr(_numpy, "NUMPY_BLOCK_ROWS", 7)
     J, grads = fastnn.cost_and_grad(thetas, X, y, lam=1.0, backend="numpy")
     assert J == pytest.approx(J_one, rel=1e-14)
     for grad, grad_one in zip(grads, grads_one):
@@ -233,7 +233,7 @@ def batch_kernel_for_small_networks(monkeypatch):
 
 
 @pytest.mark.usefixtures("batch_kernel_for_small_networks")
-@pytest.mark.parametrize("m", [1, 5, 64, 203, _numba.BATCH_ROWS, _numba.BATCH_ROWS + 1])
+@pytest.mark.parametrize("m", [1, 5, 64, 203, _tuning.BATCH_ROWS, _tuning.BATCH_ROWS + 1])
 @pytest.mark.parametrize(("layers", "target", "activation", "loss"), CASES)
 def test_batch_kernel_matches_naive_across_its_limit(layers, target, activation, loss, m):
     """Up to BATCH_ROWS examples the Numba backends take the batch kernel, beyond it the
@@ -248,7 +248,7 @@ def test_batch_kernel_matches_naive_across_its_limit(layers, target, activation,
             assert scaled_error(grad, grad_ref) < 1e-12
 
 
-@pytest.mark.parametrize("min_params", [0, _numba.BATCH_MIN_PARAMS])
+@pytest.mark.parametrize("min_params", [0, _tuning.BATCH_MIN_PARAMS])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("batch", [1, 7, 64, 200, 512, 1500])
 def test_mini_batch_read_through_its_rows(monkeypatch, dtype, batch, min_params):
@@ -321,7 +321,7 @@ def test_a_call_while_the_work_arrays_are_held_uses_its_own():
     assert J == J_small and np.array_equal(grad, grad_small)
 
 
-@pytest.mark.parametrize("min_params", [0, _numba.BATCH_MIN_PARAMS])
+@pytest.mark.parametrize("min_params", [0, _tuning.BATCH_MIN_PARAMS])
 @pytest.mark.parametrize("backend", ["auto", *fastnn.available_backends()])
 def test_out_receives_the_gradient(monkeypatch, backend, min_params):
     """``out`` is filled with ∇J and returned, full batch and mini-batch, on every backend."""
@@ -349,7 +349,7 @@ def test_chunked_kernel_writes_the_gradient_numpy_would_assemble(backend, dtype,
     thetas, X, y = make_problem(layers, m=600, target="multiclass", dtype=dtype)
     theta = fastnn.pack(thetas)
     objective = fastnn.Objective(layers, X, y, lam=0.7, backend="numba", dtype=dtype)
-    assert objective.n_params < _numba.BATCH_MIN_PARAMS  # the chunked kernel's calls
+    assert objective.n_params < _tuning.BATCH_MIN_PARAMS  # the chunked kernel's calls
     args = (layers, None, "sigmoid", 0, 0.7, 600)
 
     def both(theta, data, need_grad=True, out=None):
@@ -440,14 +440,14 @@ def test_both_product_loops_against_numpy(R, T, N, dtype):
     OUT0 = rng.normal(size=(R, N)).astype(dtype)
     expected = OUT0.astype(np.float64) + C.astype(np.float64) @ B.astype(np.float64)
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
-    for product, operand in ((_numba._add_product, B), (_numba._add_dot_products,
+    for product, operand in ((_products._add_product, B), (_products._add_dot_products,
                                                         np.ascontiguousarray(B.T))):
         OUT = OUT0.copy()
         product(C, operand, OUT)
         assert scaled_error(OUT, expected) < tolerance
 
 
-@pytest.mark.parametrize("width", [_numba.NARROW - 1, _numba.NARROW])
+@pytest.mark.parametrize("width", [_tuning.NARROW - 1, _tuning.NARROW])
 def test_narrow_and_wide_layers_match_naive(backend, width):
     """Layers of fewer than NARROW units take the dot-product loop forward, wider ones the
     row-tiled loop: both give the naive reference's J and ∇J."""
@@ -472,7 +472,7 @@ def test_unit_major_and_row_blocks_match_naive(layers, unit_major, activation,
     one of 4 or 5); serial and parallel bitwise identical."""
     assert _numba._unit_major(np.array(layers)) == unit_major
     m = 1100
-    assert _numba.n_chunks(m) == 16  # chunks of 68 or 69 rows
+    assert _chunked.n_chunks(m) == 16  # chunks of 68 or 69 rows
     thetas, X, y = make_problem(layers, m=m, target="multilabel", seed=3)
     w = np.random.default_rng(5).uniform(0.0, 3.0, size=m)
     options = dict(loss=loss, activation=activation, output_activation=output_activation,

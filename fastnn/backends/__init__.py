@@ -42,6 +42,7 @@ from fastnn.backends._base import Backend, LocalData
 from fastnn.backends._dask import DaskBackend
 from fastnn.backends._numba import PARALLEL, SERIAL
 from fastnn.backends._numpy import NumpyBackend
+from fastnn.backends._tuning import AUTO_NUMPY_MIN_ROWS, AUTO_NUMPY_MIN_WEIGHTS
 
 __all__ = ["AUTO", "BACKENDS", "Backend", "LocalData", "auto_backend", "available_backends",
            "backend_for", "get_backend", "get_num_threads", "set_num_threads"]
@@ -70,34 +71,6 @@ def get_backend(name, layers):
     if name == "auto":
         name = auto_backend(layers)
     return BACKENDS[name]
-
-
-AUTO_NUMPY_MIN_WEIGHTS = 300_000
-AUTO_NUMPY_MIN_ROWS = 257
-"""``"auto"`` picks ``"numpy"`` for calls on ``AUTO_NUMPY_MIN_ROWS`` rows or more (a full batch
-counts as many) when one Θ(l) has ``AUTO_NUMPY_MIN_WEIGHTS`` weights or more, and
-``"numba-parallel"`` for every other call, in float64 and float32 alike.
-
-Measured per call of (J, ∇J) (``numba-parallel`` ÷ NumPy, 2 cores, each backend in its own
-process so that neither OpenBLAS's spinning threads nor Numba's disturb the other, best of
-2 × 5; rows 64, 200, 512, 1024, 4096, 16384; float64 / float32):
-
-=============================== ================================ ================================
-network (largest Θ(l))          float64                          float32
-=============================== ================================ ================================
-400-25-10 (10,025)              0.84 0.87 0.90 0.80 0.73 0.53    0.85 1.00 0.87 0.81 0.75 0.66
-784-128-10 (100,480)            0.75 0.84 0.83 0.91 0.79 0.70    0.54 0.87 0.81 0.83 0.78 0.68
-784-256-128-64-10 (200,960)     0.80 0.82 0.86 0.90 0.80 0.78    0.72 0.78 0.86 0.92 0.81 0.73
-784-512-256-10 (401,920)        0.87 1.01 1.21 1.23 1.19 1.11    0.55 0.71 0.83 0.94 1.19 0.89
-1024-2048-10 (2,099,200)        0.52 0.83 1.15 1.73 1.61 –       0.68 0.97 1.09 1.23 1.76 –
-=============================== ================================ ================================
-
-``numba-parallel`` is faster everywhere up to 201k weights in a Θ(l) (the register-tiled
-products, the vectorized sigmoid and no BLAS threads to wake), and on small batches of any
-network; from 402k weights and 512 rows, BLAS's cache blocking wins (the float32 full batch
-of 784-512-256-10, 0.89, is the one call this rule gives away). Inside training loops the
-Numba backends also avoid OpenBLAS's threads spinning between steps (L-BFGS on digits: 0.4 s
-against 1.9 s)."""
 
 
 def auto_backend(layers, m=None, dtype=np.float64):
