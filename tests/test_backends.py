@@ -8,6 +8,7 @@ import pytest
 
 import fastnn
 from fastnn.backends import _batch, _chunked, _numba, _numpy, _products, _tuning
+from fastnn.network import n_params
 from tests import naive
 from tests.conftest import make_problem
 
@@ -229,7 +230,7 @@ def test_set_num_threads_rejects(n):
 @pytest.fixture
 def batch_kernel_for_small_networks(monkeypatch):
     """The batch kernel for networks of any size (it is used from BATCH_MIN_PARAMS weights)."""
-    monkeypatch.setattr(_numba, "BATCH_MIN_PARAMS", 0)
+    monkeypatch.setattr(_tuning, "BATCH_MIN_PARAMS", 0)
 
 
 @pytest.mark.usefixtures("batch_kernel_for_small_networks")
@@ -254,7 +255,7 @@ def test_batch_kernel_matches_naive_across_its_limit(layers, target, activation,
 def test_mini_batch_read_through_its_rows(monkeypatch, dtype, batch, min_params):
     """A mini-batch given as row indices (read in place by the Numba kernels) gives what the
     same rows copied out give, on every backend; serial and parallel agree bitwise."""
-    monkeypatch.setattr(_numba, "BATCH_MIN_PARAMS", min_params)
+    monkeypatch.setattr(_tuning, "BATCH_MIN_PARAMS", min_params)
     layers = [9, 8, 5, 3]
     thetas, X, y = make_problem(layers, m=3000, target="multiclass", dtype=dtype)
     theta = fastnn.pack(thetas)
@@ -325,7 +326,7 @@ def test_a_call_while_the_work_arrays_are_held_uses_its_own():
 @pytest.mark.parametrize("backend", ["auto", *fastnn.available_backends()])
 def test_out_receives_the_gradient(monkeypatch, backend, min_params):
     """``out`` is filled with ∇J and returned, full batch and mini-batch, on every backend."""
-    monkeypatch.setattr(_numba, "BATCH_MIN_PARAMS", min_params)
+    monkeypatch.setattr(_tuning, "BATCH_MIN_PARAMS", min_params)
     layers = [9, 8, 3]
     thetas, X, y = make_problem(layers, m=500, target="multiclass", dtype=np.float32)
     theta = fastnn.pack(thetas)
@@ -459,6 +460,24 @@ def test_narrow_and_wide_layers_match_naive(backend, width):
         assert scaled_error(grad, grad_ref) < 1e-12
 
 
+@pytest.mark.parametrize(("layers", "b", "cost_and_grad", "expected"), [
+    ([784, 128, 10], 200, True, {"batch": True, "serial_copy": True}),
+    ([784, 256, 128, 64, 10], 1024, True, {"batch": True, "serial_copy": False}),
+    ([784, 128, 10], 1025, True, {"batch": False, "unit_major": False}),
+    ([784, 128, 10], 200, False, {"batch": False, "copy_parts": 138, "parallel_reduce": True}),
+    ([400, 25, 10], 200, True, {"batch": False, "unit_major": True}),
+    ([20, 60, 3], 300, True, {"batch": False, "unit_major": False, "copy_parts": 1,
+                              "parallel_reduce": False, "n_chunks": 9}),
+])
+def test_kernel_choice_follows_its_rule(layers, b, cost_and_grad, expected):
+    """The batch kernel for J and ∇J on at most BATCH_ROWS examples of a network of
+    BATCH_MIN_PARAMS weights or more (W(l) copied on one thread for one hidden layer); else the
+    chunked kernel, unit-major for narrow layers, its copy of W(l) over the threads from
+    COPY_PARALLEL_MIN weights, its Δ rows summed over the threads from REDUCE_PARALLEL_MIN."""
+    choice = _numba.choose_kernel(layers, b, n_params(layers), cost_and_grad)
+    assert {key: getattr(choice, key) for key in expected} == expected
+
+
 @pytest.mark.parametrize(("layers", "unit_major"), [([40, 31, 28, 4], True),
                                                     ([40, 31, 32, 4], False)])
 @pytest.mark.parametrize(("activation", "output_activation", "loss"),
@@ -470,9 +489,10 @@ def test_unit_major_and_row_blocks_match_naive(layers, unit_major, activation,
     than NARROW units, as rows otherwise: both give the naive reference's J, ∇J and outputs,
     with example weights and a target matrix, on chunks of 68–69 rows (a block of 64, then
     one of 4 or 5); serial and parallel bitwise identical."""
-    assert _numba._unit_major(np.array(layers)) == unit_major
     m = 1100
-    assert _chunked.n_chunks(m) == 16  # chunks of 68 or 69 rows
+    choice = _numba.choose_kernel(layers, m, n_params(layers))
+    assert choice.unit_major == unit_major
+    assert choice.n_chunks == 16  # chunks of 68 or 69 rows
     thetas, X, y = make_problem(layers, m=m, target="multilabel", seed=3)
     w = np.random.default_rng(5).uniform(0.0, 3.0, size=m)
     options = dict(loss=loss, activation=activation, output_activation=output_activation,

@@ -61,21 +61,6 @@ def _batch_buffers(workspace, layers, layout, dtype, b):
         yield buffers.arrays
 
 
-@njit(cache=True)
-def _copy_serially(layers):
-    """Whether the batch kernel copies W(l), l ≥ 1 — what its backpropagation δ(l) = δ(l+1)
-    W(l) reads, contiguous, a row per unit, at the start of the call — on one thread: for
-    networks of one hidden layer, whose only such matrix is W(L−1), K rows (too little for a
-    parallel region); deeper networks copy over Numba's threads. W(0), the largest, and every
-    W(l)ᵀ are never copied: the forward pass reads W(l) in place, as rows of Θ(l) from column 1
-    (every forward product as dot products, :func:`_add_dot_products` with ``w_off`` 1).
-
-    Backpropagating through Θ(L−1)[:, 1:] in place, a strided view, would keep
-    :func:`_add_product`'s loop from vectorizing (δ(2) W(1) on 1,024 rows of 784-128-10 takes
-    five times as long as from a contiguous copy)."""
-    return layers.shape[0] == 3
-
-
 def _delta_tasks(layers):
     """The batch kernel's Δ tasks ``(l, first column, end column)``, int64 of shape (n, 3), and
     the bounds of their ``BATCH_TASKS`` groups (group g: tasks ``groups[g] ... groups[g+1]−1``).
@@ -124,8 +109,8 @@ def _block_bounds(b, n_blocks, block):
 
 
 def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks, groups, X,
-                         rows, labels, Y, weights, activation, output, need_grad, penalty, grad,
-                         W, acts, deltas, bias_parts, Ds):
+                         rows, labels, Y, weights, activation, output, need_grad, serial_copy,
+                         penalty, grad, W, acts, deltas, bias_parts, Ds):
     """J and ∇J on the b ≤ ``BATCH_ROWS`` examples ``X[rows]``, written into ``grad``, with
     the work arrays of :class:`BatchBuffers` (for at least b rows).
 
@@ -135,8 +120,12 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     P-sized accumulator and nothing is summed afterwards:
 
     1. W(l) of the layers after the first copied contiguous, a row per unit, for
-       backpropagation: in parallel over the units, or on one thread for a network of one
-       hidden layer (see :func:`_copy_serially`; the forward pass always reads Θ in place).
+       backpropagation: in parallel over the units, or on one thread with ``serial_copy``.
+       Backpropagating through Θ(l)[:, 1:] in place, a strided view, would keep
+       :func:`_add_product`'s loop from vectorizing (δ(2) W(1) on 1,024 rows of 784-128-10
+       takes five times as long as from a contiguous copy). W(0), the largest, and every
+       W(l)ᵀ are never copied: the forward pass reads W(l) in place, as rows of Θ(l) from
+       column 1 (every forward product as dot products).
     2. Over blocks of examples (``BATCH_BLOCKS``), in parallel: the forward pass, its first
        layer reading the rows of X through ``rows`` (the batch is never copied out of X, by
        the caller or here), the loss terms and δ(L), and δ(l) = (δ(l+1) W(l)) ∘ g′(A(l)),
@@ -161,7 +150,7 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     n_units = unit_offsets[-1] - unit_offsets[1]
     first_copied = layers[1]  # the units of layer 2 onwards: the rows of W(1), W(2), ...
     n_copied = n_units - first_copied
-    if _copy_serially(layers):
+    if serial_copy:
         for part in range(n_copied):
             _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets,
                                first_copied + part, W, W[:0])  # no W(l)ᵀ

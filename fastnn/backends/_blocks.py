@@ -49,9 +49,9 @@ def _copy_unit_weights(theta, layers, offsets, unit_offsets, w_offsets, u, W, WT
     """Row j of W(l) = Θ(l)[:, 1:] and, unless ``WT`` is empty, column j of W(l)ᵀ, both
     contiguous (layer l at ``w_offsets[l]``), for unit u of the units after the input layer
     (unit j of layer l+1). The chunked kernel copies every unit's weights once per call when
-    its blocks are rows, in parallel over units; the batch kernel copies the rows of W(l),
-    l ≥ 1, for its backpropagation (a row per unit: threads copying different units write
-    different cache lines)."""
+    its blocks are rows; the batch kernel copies the rows of W(l), l ≥ 1, for its
+    backpropagation. Both may spread the units over the threads (a row per unit: threads
+    copying different units write different cache lines)."""
     l = 0
     while unit_offsets[l + 2] - unit_offsets[1] <= u:
         l += 1

@@ -12,7 +12,7 @@ of threads. Blocks as rows read contiguous copies of W(l) and W(l)ᵀ, made once
 unit-major blocks read Θ in place.
 
 This kernel serves full batches, the mini-batches of small networks, J alone, the Δ sums of
-the Dask backend's chunks and the outputs (see :mod:`fastnn.backends._numba` for which calls).
+the Dask backend's chunks and the outputs (:func:`fastnn.backends._numba.choose_kernel`).
 """
 
 import numpy as np
@@ -32,7 +32,6 @@ from fastnn.backends._blocks import (
 )
 from fastnn.backends._tuning import (
     BLOCK,
-    COPY_PARALLEL_MIN,
     FLUSH_BLOCKS,
     MAX_CHUNKS,
     MIN_CHUNK,
@@ -62,15 +61,6 @@ NO_LABELS = np.empty(0, dtype=np.int64)
 def n_chunks(m):
     """How many chunks the m examples are cut into (a function of m and the machine only)."""
     return max(1, min(MAX_CHUNKS, m // MIN_CHUNK))
-
-
-@njit(cache=True)
-def _copy_parts(W, n_units):
-    """Parts the copy into W(l), W(l)ᵀ is cut into (a ``prange`` over them): one per unit from
-    ``COPY_PARALLEL_MIN`` weights, else one; none when ``W`` is empty."""
-    if W.shape[0] == 0:
-        return 0
-    return n_units if W.shape[0] >= COPY_PARALLEL_MIN else 1
 
 
 @njit(cache=True)
@@ -124,11 +114,13 @@ def _finish_grad(Delta_sum, lo, hi, theta, mask, m_data, penalty, grad):
 
 def _loss_and_delta_chunks(
     theta, layers, offsets, unit_offsets, w_offsets, X, labels, Y, weights, activation, output,
-    need_grad, n_chunks, mask, m_data, penalty, grad, H, logits,
+    need_grad, n_chunks, copy_parts, mask, m_data, penalty, grad, H, logits,
 ):
     """Σ_i w_i Σ_k loss term, Σ_i Δ contributions (float64, unrolled like θ) and, when
     ``mask`` is not empty, Σ (mask θ)² and (with ``need_grad``) ∇J written into ``grad`` (see
     :func:`_finish_grad`): J and ∇J in the one call, with nothing left for NumPy to assemble.
+    The examples are cut into ``n_chunks`` chunks; blocks as rows copy W(l), W(l)ᵀ first, in
+    ``copy_parts`` parts over the threads (see :func:`fastnn.backends._numba.choose_kernel`).
 
     With ``H`` of shape (m, K) instead of empty, the forward pass only: H[i] = h_Θ(x(i)) =
     σ(z(L)) for every example, or z(L) itself with ``logits``; the targets are not read and
@@ -142,9 +134,9 @@ def _loss_and_delta_chunks(
     if not UNIT_MAJOR:  # blocks as rows read contiguous copies of every W(l) and W(l)ᵀ
         W = np.empty(w_offsets[-1], dtype=theta.dtype)
         WT = np.empty(w_offsets[-1], dtype=theta.dtype)
-        n_parts = _copy_parts(W, n_units)
-        for part in prange(n_parts):
-            _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part, n_parts)
+        for part in prange(copy_parts):
+            _copy_weights(theta, layers, offsets, unit_offsets, w_offsets, W, WT, part,
+                          copy_parts)
     costs = np.empty(n_chunks)
     Delta_chunks = np.empty((n_chunks, theta.shape[0] if need_grad else 0))
     for c in prange(n_chunks):

@@ -12,11 +12,13 @@ layer step a register-tiled product (:mod:`fastnn.backends._products`). Two kern
 
 Each is written once with ``prange`` and compiled twice (:func:`fastnn._jit.compile_loop`):
 ``"numba"`` runs its loops on the calling thread, ``"numba-parallel"`` over Numba's threads,
-with bitwise the same results. The constants that cut the work are in
-:mod:`fastnn.backends._tuning`.
+with bitwise the same results. :func:`choose_kernel` decides which kernel and compilation
+serves a call, by the constants of :mod:`fastnn.backends._tuning`.
 """
 
 import functools
+from itertools import pairwise
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,20 +26,67 @@ from fastnn._jit import compile_loop
 from fastnn._threads import THREADS, size_class
 from fastnn._validation import NO_WEIGHTS
 from fastnn.activations import ACTIVATIONS
+from fastnn.backends import _tuning
 from fastnn.backends._base import Backend
 from fastnn.backends._batch import _batch_buffers, _batch_cost_and_grad, _delta_tasks
 from fastnn.backends._chunked import NO_LABELS, NO_MASK, _loss_and_delta_chunks, n_chunks
-from fastnn.backends._tuning import BATCH_MIN_PARAMS, BATCH_ROWS, NARROW, REDUCE_PARALLEL_MIN
 from fastnn.network import penalty_mask, theta_offsets
 
 
-def _unit_major(layers):
-    """Whether the chunked kernel keeps its blocks unit-major: when every layer after the input
-    has fewer than ``NARROW`` units (13–25 % less time on 64-25-10). Wider layers, whose rows
-    already fill the vector loops, gain nothing or lose: their inner loops would run along 64
-    examples instead of their units, and a wide W(0) would need the row-tiled product, into
-    rows, then transposed."""
-    return all(s < NARROW for s in layers[1:])
+class KernelChoice(NamedTuple):
+    """What :func:`choose_kernel` decides for one call."""
+
+    batch: bool
+    """The batch kernel; else the chunked kernel, as the fields below say."""
+    unit_major: bool
+    """The chunked kernel's blocks unit-major, else as rows: a compilation of its own."""
+    parallel_reduce: bool
+    """The chunks' Δ rows summed over the threads: a compilation of its own."""
+    n_chunks: int
+    """The chunks the examples are cut into (a function of their number only)."""
+    copy_parts: int
+    """Blocks as rows: the tasks the copy of W(l), W(l)ᵀ is cut into (1: on one thread)."""
+    serial_copy: bool
+    """The batch kernel: W(l), l ≥ 1, copied on one thread."""
+
+
+def choose_kernel(layers, b, n_params, cost_and_grad=False):
+    """Which kernel, in which compilation, serves a call on b examples of a network of
+    ``layers`` (``n_params`` weights, biases included), and how it cuts its work. Every
+    threshold is a constant of :mod:`fastnn.backends._tuning`:
+
+    1. J (and ∇J) with the penalty (``cost_and_grad``) on at most ``BATCH_ROWS`` examples of
+       a network of ``BATCH_MIN_PARAMS`` weights or more take the batch kernel, whose threads
+       hold no P-sized accumulators; it copies W(l), l ≥ 1, on one thread for a network of one
+       hidden layer (W(L−1) has K rows only, too few for a parallel region), over the threads
+       otherwise.
+    2. Every other call (more examples, a smaller network, the Δ sums, the outputs) takes the
+       chunked kernel, on ``n_chunks(b)`` chunks, in the compilation for
+
+       - its layout: unit-major when every layer after the input has fewer than ``NARROW``
+         units (13–25 % less time on 64-25-10: the inner loops run along a block's 64
+         examples instead of 25 or 10 units), else as rows, whose wide layers already fill
+         the vector loops; as rows, W(l) and W(l)ᵀ are copied over the threads, a unit per
+         task, from ``COPY_PARALLEL_MIN`` weights, on one thread below;
+       - the sum of the chunks' Δ rows: over the threads from ``REDUCE_PARALLEL_MIN``
+         numbers (chunks × P), on one thread below.
+
+       A call for J alone and one for J and ∇J on as many examples take the same
+       compilation, so that a training run compiles one.
+
+    The choice depends on the shapes alone, never on the number of threads: the serial and
+    parallel backends make the same one and agree bitwise.
+    """
+    layers = tuple(layers)
+    if (cost_and_grad and b <= _tuning.BATCH_ROWS
+            and n_params >= _tuning.BATCH_MIN_PARAMS):
+        return KernelChoice(True, False, False, 0, 0, len(layers) == 3)
+    unit_major = all(s < _tuning.NARROW for s in layers[1:])
+    chunks = n_chunks(b)
+    n_weights = sum(s_in * s_out for s_in, s_out in pairwise(layers))
+    copy_parts = sum(layers[1:]) if n_weights >= _tuning.COPY_PARALLEL_MIN else 1
+    return KernelChoice(False, unit_major, chunks * n_params >= _tuning.REDUCE_PARALLEL_MIN,
+                        chunks, 0 if unit_major else copy_parts, False)
 
 
 class NumbaBackend(Backend):
@@ -54,69 +103,72 @@ class NumbaBackend(Backend):
         self._batch = compile_loop(_batch_cost_and_grad, parallel)
         self._call = THREADS.call if parallel else _call
 
-    def _loss_and_delta_kernel(self, layers, m, P):
-        """The compilation of :func:`_loss_and_delta_chunks` for a network's layout and for
-        how the Δ rows of m examples are summed (over the threads from ``REDUCE_PARALLEL_MIN``
-        numbers); the same for J alone and for J and ∇J, so that a training run compiles one."""
-        return self._chunked[_unit_major(layers), n_chunks(m) * P >= REDUCE_PARALLEL_MIN]
+    def _run_chunked(self, key, choice, theta, layers, X, targets, activation, output,
+                     need_grad, mask=NO_MASK, m_data=1.0, penalty=0.0, grad=None, H=None,
+                     logits=False):
+        """:func:`~fastnn.backends._chunked._loss_and_delta_chunks` in the compilation and
+        with the chunks ``choice`` gives: ``(Σ_i w_i Σ_k loss term, Δ sums, Σ (mask θ)²)``;
+        ``targets`` None for the outputs alone, written into ``H``."""
+        if targets is None:  # the targets' arrays empty, of the types a training run passes
+            labels, Y, weights = (NO_LABELS, np.empty((0, layers[-1]), dtype=theta.dtype),
+                                  NO_WEIGHTS)
+        else:
+            labels, Y, weights = targets.labels, targets.Y, targets.weights
+        return self._call(
+            key, self._chunked[choice.unit_major, choice.parallel_reduce],
+            theta, *_layout(layers)[:4], X, labels, Y, weights, ACTIVATIONS[activation].code,
+            output, need_grad, choice.n_chunks, choice.copy_parts, mask, m_data, penalty,
+            np.empty(0, dtype=theta.dtype) if grad is None else grad,
+            np.empty((0, 0), dtype=theta.dtype) if H is None else H, logits,
+        )
 
     def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
         """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
         X, targets = data.materialize()
         layers = tuple(layers)
-        kernel = self._loss_and_delta_kernel(layers, X.shape[0], theta.shape[0])
-        total, Delta, _ = self._call(
-            ("chunks", layers, size_class(X.shape[0]), theta.dtype.char, need_grad), kernel,
-            theta, *_layout(layers)[:4], X, targets.labels, targets.Y, targets.weights,
-            ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]), NO_MASK, 1.0,
-            0.0, np.empty(0, dtype=theta.dtype), np.empty((0, 0), dtype=theta.dtype), False,
-        )
+        choice = choose_kernel(layers, X.shape[0], theta.shape[0])
+        key = ("chunks", layers, size_class(X.shape[0]), theta.dtype.char, need_grad)
+        total, Delta, _ = self._run_chunked(key, choice, theta, layers, X, targets, activation,
+                                            output, need_grad)
         return total, (Delta if need_grad else None)
 
     def cost_and_grad(self, theta, layers, data, activation, output, lam, m, need_grad,
                       out=None):
-        """J and ∇J (see :meth:`Backend.cost_and_grad`), each in one fused call: of the batch
-        kernel, reading a mini-batch through its row indices, with the work arrays kept in
-        ``data.workspace``, or of the chunked kernel (see ``BATCH_ROWS``), which writes ∇J as
-        :meth:`Backend.cost_and_grad` would assemble it, bit for bit."""
+        """J and ∇J (see :meth:`Backend.cost_and_grad`), each in one fused call of the kernel
+        :func:`choose_kernel` gives: the batch kernel, reading a mini-batch through its row
+        indices, with the work arrays kept in ``data.workspace``, or the chunked kernel, which
+        writes ∇J as :meth:`Backend.cost_and_grad` would assemble it, bit for bit."""
         layers = tuple(layers)
-        layout = _layout(layers)
         grad = (out if need_grad and out is not None
                 else np.empty(theta.shape[0] if need_grad else 0, dtype=theta.dtype))
-        if data.m > BATCH_ROWS or theta.shape[0] < BATCH_MIN_PARAMS:
+        choice = choose_kernel(layers, data.m, theta.shape[0], cost_and_grad=True)
+        if not choice.batch:
             X, targets = data.materialize()
-            kernel = self._loss_and_delta_kernel(layers, X.shape[0], theta.shape[0])
-            total, _, squares = self._call(
-                ("chunks", layers, size_class(data.m), theta.dtype.char, need_grad), kernel,
-                theta, *layout[:4], X, targets.labels, targets.Y, targets.weights,
-                ACTIVATIONS[activation].code, output, need_grad, n_chunks(X.shape[0]),
-                penalty_mask(layers), float(data.m), lam / m, grad,
-                np.empty((0, 0), dtype=theta.dtype), False,
-            )
+            key = ("chunks", layers, size_class(data.m), theta.dtype.char, need_grad)
+            total, _, squares = self._run_chunked(
+                key, choice, theta, layers, X, targets, activation, output, need_grad,
+                penalty_mask(layers), float(data.m), lam / m, grad)
             # As Backend.cost_and_grad: diverged weights give J = inf, for callers to see.
             J = total / data.m + 0.5 * lam * squares / m
             return float(J), (grad if need_grad else None)
+        layout = _layout(layers)
         rows = data.rows if data.rows is not None else _all_rows(data.m)
         targets = data.targets
         with _batch_buffers(data.workspace, layers, layout, theta.dtype, data.m) as buffers:
             key = ("batch", layers, size_class(data.m), theta.dtype.char, need_grad)
             J = self._call(key, self._batch, theta, *layout, data.X, rows, targets.labels,
                            targets.Y, targets.weights, ACTIVATIONS[activation].code, output,
-                           need_grad, lam / m, grad, *buffers)
+                           need_grad, choice.serial_copy, lam / m, grad, *buffers)
         return float(J), (grad if need_grad else None)
 
     def forward(self, theta, layers, X, activation, logits=False):
         """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
-        H = np.empty((X.shape[0], layers[-1]), dtype=theta.dtype)
         layers = tuple(layers)
-        kernel = self._loss_and_delta_kernel(layers, X.shape[0], theta.shape[0])
-        self._call(  # the targets' arrays empty, of the types a training run passes
-            ("forward", layers, size_class(X.shape[0]), theta.dtype.char), kernel,
-            theta, *_layout(layers)[:4], X, NO_LABELS,
-            np.empty((0, layers[-1]), dtype=theta.dtype), NO_WEIGHTS,
-            ACTIVATIONS[activation].code, 0, False, n_chunks(X.shape[0]), NO_MASK, 1.0, 0.0,
-            np.empty(0, dtype=theta.dtype), H, logits,
-        )
+        H = np.empty((X.shape[0], layers[-1]), dtype=theta.dtype)
+        choice = choose_kernel(layers, X.shape[0], theta.shape[0])
+        key = ("forward", layers, size_class(X.shape[0]), theta.dtype.char)
+        self._run_chunked(key, choice, theta, layers, X, None, activation, 0, False, H=H,
+                          logits=logits)
         return H
 
 
