@@ -1,5 +1,6 @@
 """The three backends against the naive reference and against each other."""
 
+import dataclasses
 from itertools import pairwise
 
 import numba
@@ -351,14 +352,12 @@ def test_chunked_kernel_writes_the_gradient_numpy_would_assemble(backend, dtype,
     theta = fastnn.pack(thetas)
     objective = fastnn.Objective(layers, X, y, lam=0.7, backend="numba", dtype=dtype)
     assert objective.n_params < _tuning.BATCH_MIN_PARAMS  # the chunked kernel's calls
-    args = (layers, None, "sigmoid", 0, 0.7, 600)
+    problem = objective.problem
 
     def both(theta, data, need_grad=True, out=None):
-        layers, _, activation, output, lam, m = args
-        fused = backend.cost_and_grad(theta, layers, data, activation, output, lam, m,
-                                      need_grad, out)
-        base = fastnn.backends._base.Backend.cost_and_grad(
-            backend, theta, layers, data, activation, output, lam, m, need_grad)
+        fused = backend.cost_and_grad(theta, problem, data, need_grad, out)
+        base = fastnn.backends._base.Backend.cost_and_grad(backend, theta, problem, data,
+                                                           need_grad)
         return fused, base
 
     out = np.full(theta.shape, np.nan, dtype=dtype)
@@ -374,6 +373,23 @@ def test_chunked_kernel_writes_the_gradient_numpy_would_assemble(backend, dtype,
             (J, _), (J_ref, _) = both(np.full_like(theta, 1e300), objective.data,
                                       need_grad=False)
         assert J == J_ref == np.inf
+
+
+def test_objective_describes_its_problem_once():
+    """An Objective builds one frozen Problem: λ/W and (λ/2W) Σ Θ² from λ, the example
+    weights' scale and m, the pair of output and loss checked, no field to change."""
+    layers = [4, 3, 2]
+    _, X, y = make_problem(layers, m=50, target="multiclass")
+    w = np.random.default_rng(1).uniform(0.5, 2.0, size=50)
+    problem = fastnn.Objective(layers, X, y, lam=0.6, activation="tanh", sample_weight=w).problem
+    assert (problem.layers, problem.activation, problem.m) == ((4, 3, 2), "tanh", 50)
+    assert problem.dtype == np.float64 and problem.output == 0
+    assert problem.decay == pytest.approx(0.6 / w.sum(), rel=1e-14)
+    assert problem.penalty(3.0) == pytest.approx(0.5 * 0.6 / w.sum() * 3.0, rel=1e-14)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        problem.lam = 1.0
+    with pytest.raises(ValueError, match="does not go with"):
+        dataclasses.replace(problem, output_activation="identity")
 
 
 @pytest.mark.parametrize("out", [

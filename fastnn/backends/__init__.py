@@ -9,16 +9,17 @@ Every backend is an object with the same small interface (:class:`Backend`), so 
     ``weight_scale`` (m / Σ w), ``inputs`` (what :meth:`forward` takes for these examples),
     ``targets`` (:class:`fastnn._validation.Targets`, or None where the targets stay remote) and
     ``take(rows)`` (a mini-batch of the same kind).
-``loss_and_delta(theta, layers, data, activation, output, need_grad)``
+``loss_and_delta(theta, problem, data, need_grad)``
     ``(Σ_i w_i Σ_k loss term, Δ)`` over the examples of ``data``, where Δ is
     ``Σ_i δ(l+1) [1; a(l)]ᵀ`` for every l (δ(L) times w_i), unrolled like θ in float64 (None
-    unless ``need_grad``): the partial sums the Dask backend adds across chunks. ``output`` is
-    the code of the output layer and loss (:data:`fastnn.losses.OUTPUTS`).
-``cost_and_grad(theta, layers, data, activation, output, lam, m, need_grad, out=None)``
-    J and ∇J with the penalty λ/2m Σ Θ² of the full objective (m its number of examples), in
-    the dtype of θ (∇J written into ``out`` when given): by default from ``loss_and_delta``;
-    the Numba backends fuse it into a kernel for mini-batches, whose work arrays they keep in
-    the data's ``workspace`` (:class:`~fastnn.backends._base.Workspace`) across calls.
+    unless ``need_grad``): the partial sums the Dask backend adds across chunks. ``problem``
+    (:class:`fastnn.problem.Problem`) gives the network, its output and loss, the penalty and
+    the objective's number of examples, built once per objective.
+``cost_and_grad(theta, problem, data, need_grad, out=None)``
+    J and ∇J with the penalty of the full objective, in the dtype of θ (∇J written into
+    ``out`` when given): by default from ``loss_and_delta``; the Numba backends fuse it into
+    their kernels, and keep the batch kernel's work arrays in the data's ``workspace``
+    (:class:`~fastnn.backends._base.Workspace`) across calls.
 ``forward(theta, layers, X, activation, logits=False)``
     The outputs h_Θ(x) = σ(z(L)), or z(L) with ``logits``, shape (m, K), in the dtype of θ; X
     is a checked in-memory array, a prepared ``inputs``, or an array the backend ``holds``.
@@ -89,14 +90,13 @@ class AutoBackend(Backend):
     def choose(self, layers, m, dtype):
         return BACKENDS[auto_backend(layers, m, dtype)]
 
-    def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
-        return self.choose(layers, data.m, theta.dtype).loss_and_delta(
-            theta, layers, data, activation, output, need_grad)
+    def loss_and_delta(self, theta, problem, data, need_grad):
+        return self.choose(problem.layers, data.m, problem.dtype).loss_and_delta(
+            theta, problem, data, need_grad)
 
-    def cost_and_grad(self, theta, layers, data, activation, output, lam, m, need_grad,
-                      out=None):
-        return self.choose(layers, data.m, theta.dtype).cost_and_grad(
-            theta, layers, data, activation, output, lam, m, need_grad, out)
+    def cost_and_grad(self, theta, problem, data, need_grad, out=None):
+        return self.choose(problem.layers, data.m, problem.dtype).cost_and_grad(
+            theta, problem, data, need_grad, out)
 
     def forward(self, theta, layers, X, activation, logits=False):
         return self.choose(layers, X.shape[0], theta.dtype).forward(

@@ -110,14 +110,14 @@ def _block_bounds(b, n_blocks, block):
 
 def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks, groups, X,
                          rows, labels, Y, weights, activation, output, need_grad, serial_copy,
-                         penalty, grad, W, acts, deltas, bias_parts, Ds):
+                         decay, grad, W, acts, deltas, bias_parts, Ds):
     """J and ∇J on the b ≤ ``BATCH_ROWS`` examples ``X[rows]``, written into ``grad``, with
     the work arrays of :class:`BatchBuffers` (for at least b rows).
 
-        J = (1/b) Σ_i w_i Σ_k loss term + ½ penalty Σ Θ²    grad = Δ/b + penalty Θ  (bias: Δ/b)
+        J = (1/b) Σ_i w_i Σ_k loss term + ½ decay Σ Θ²      grad = Δ/b + decay Θ  (bias: Δ/b)
 
-    with ``penalty`` = λ/m of the full objective. Work is split so that no thread holds a
-    P-sized accumulator and nothing is summed afterwards:
+    with ``decay`` = λ/W of the full objective (:attr:`fastnn.problem.Problem.decay`). Work is
+    split so that no thread holds a P-sized accumulator and nothing is summed afterwards:
 
     1. W(l) of the layers after the first copied contiguous, a row per unit, for
        backpropagation: in parallel over the units, or on one thread with ``serial_copy``.
@@ -216,7 +216,7 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
                     theta_j, grad_j = Theta[j], G[j]
                     for k in range(k0, k1):
                         w = theta_j[k + 1]
-                        grad_j[k + 1] = DT[k - k0, j] * scale + penalty * w
+                        grad_j[k + 1] = DT[k - k0, j] * scale + decay * w
                         squares += w * w
             else:
                 for j in range(s_out):
@@ -230,4 +230,4 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
     squares = 0.0
     for q in range(n_tasks):
         squares += task_squares[q]
-    return total * scale + 0.5 * penalty * squares
+    return total * scale + 0.5 * decay * squares

@@ -97,8 +97,8 @@ def _add_block_sums(layers, offsets, unit_offsets, w_offsets, DW, Db, Delta):
 
 
 @njit(cache=True)
-def _finish_grad(Delta_sum, lo, hi, theta, mask, m_data, penalty, grad):
-    """grad[p] = Δ[p] / m_data + penalty · mask[p] θ[p] for p in lo ... hi−1, and Σ (mask[p]
+def _finish_grad(Delta_sum, lo, hi, theta, mask, m_data, decay, grad):
+    """grad[p] = Δ[p] / m_data + decay · mask[p] θ[p] for p in lo ... hi−1, and Σ (mask[p]
     θ[p])² returned: the arithmetic of :meth:`Backend.cost_and_grad` (float64, ``mask`` 0 at
     the bias weights), element by element, so the gradients agree bitwise; ``grad`` empty: the
     sum only. No fast-math: a contracted multiply-add would round differently."""
@@ -108,13 +108,13 @@ def _finish_grad(Delta_sum, lo, hi, theta, mask, m_data, penalty, grad):
         w = theta[p] * mask[p]
         squares += w * w
         if write:
-            grad[p] = Delta_sum[p] / m_data + penalty * w
+            grad[p] = Delta_sum[p] / m_data + decay * w
     return squares
 
 
 def _loss_and_delta_chunks(
     theta, layers, offsets, unit_offsets, w_offsets, X, labels, Y, weights, activation, output,
-    need_grad, n_chunks, copy_parts, mask, m_data, penalty, grad, H, logits,
+    need_grad, n_chunks, copy_parts, mask, m_data, decay, grad, H, logits,
 ):
     """Σ_i w_i Σ_k loss term, Σ_i Δ contributions (float64, unrolled like θ) and, when
     ``mask`` is not empty, Σ (mask θ)² and (with ``need_grad``) ∇J written into ``grad`` (see
@@ -192,12 +192,12 @@ def _loss_and_delta_chunks(
     P = Delta_chunks.shape[1]
     Delta_sum = np.zeros(P)
     if not need_grad:  # Σ (mask θ)² over all of θ, in one task
-        squares = _finish_grad(Delta_sum, 0, theta.shape[0], theta, mask, m_data, penalty,
+        squares = _finish_grad(Delta_sum, 0, theta.shape[0], theta, mask, m_data, decay,
                                grad) if mask.shape[0] > 0 else 0.0
         return total, Delta_sum, squares
     if not PARALLEL_REDUCE:  # few numbers: on one thread, quicker than starting the threads
         _add_rows(Delta_chunks, 0, P, Delta_sum)
-        squares = _finish_grad(Delta_sum, 0, P, theta, mask, m_data, penalty,
+        squares = _finish_grad(Delta_sum, 0, P, theta, mask, m_data, decay,
                                grad) if mask.shape[0] > 0 else 0.0
         return total, Delta_sum, squares
     n_tasks = (P + REDUCE_COLUMNS - 1) // REDUCE_COLUMNS
@@ -207,7 +207,7 @@ def _loss_and_delta_chunks(
         hi = min(lo + REDUCE_COLUMNS, P)
         _add_rows(Delta_chunks, lo, hi, Delta_sum)
         if mask.shape[0] > 0:
-            task_squares[task] = _finish_grad(Delta_sum, lo, hi, theta, mask, m_data, penalty,
+            task_squares[task] = _finish_grad(Delta_sum, lo, hi, theta, mask, m_data, decay,
                                               grad)
     squares = 0.0
     for task in range(n_tasks):

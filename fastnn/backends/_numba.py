@@ -104,7 +104,7 @@ class NumbaBackend(Backend):
         self._call = THREADS.call if parallel else _call
 
     def _run_chunked(self, key, choice, theta, layers, X, targets, activation, output,
-                     need_grad, mask=NO_MASK, m_data=1.0, penalty=0.0, grad=None, H=None,
+                     need_grad, mask=NO_MASK, m_data=1.0, decay=0.0, grad=None, H=None,
                      logits=False):
         """:func:`~fastnn.backends._chunked._loss_and_delta_chunks` in the compilation and
         with the chunks ``choice`` gives: ``(Σ_i w_i Σ_k loss term, Δ sums, Σ (mask θ)²)``;
@@ -117,48 +117,48 @@ class NumbaBackend(Backend):
         return self._call(
             key, self._chunked[choice.unit_major, choice.parallel_reduce],
             theta, *_layout(layers)[:4], X, labels, Y, weights, ACTIVATIONS[activation].code,
-            output, need_grad, choice.n_chunks, choice.copy_parts, mask, m_data, penalty,
+            output, need_grad, choice.n_chunks, choice.copy_parts, mask, m_data, decay,
             np.empty(0, dtype=theta.dtype) if grad is None else grad,
             np.empty((0, 0), dtype=theta.dtype) if H is None else H, logits,
         )
 
-    def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
+    def loss_and_delta(self, theta, problem, data, need_grad):
         """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
         X, targets = data.materialize()
-        layers = tuple(layers)
+        layers = problem.layers
         choice = choose_kernel(layers, X.shape[0], theta.shape[0])
         key = ("chunks", layers, size_class(X.shape[0]), theta.dtype.char, need_grad)
-        total, Delta, _ = self._run_chunked(key, choice, theta, layers, X, targets, activation,
-                                            output, need_grad)
+        total, Delta, _ = self._run_chunked(key, choice, theta, layers, X, targets,
+                                            problem.activation, problem.output, need_grad)
         return total, (Delta if need_grad else None)
 
-    def cost_and_grad(self, theta, layers, data, activation, output, lam, m, need_grad,
-                      out=None):
+    def cost_and_grad(self, theta, problem, data, need_grad, out=None):
         """J and ∇J (see :meth:`Backend.cost_and_grad`), each in one fused call of the kernel
         :func:`choose_kernel` gives: the batch kernel, reading a mini-batch through its row
         indices, with the work arrays kept in ``data.workspace``, or the chunked kernel, which
         writes ∇J as :meth:`Backend.cost_and_grad` would assemble it, bit for bit."""
-        layers = tuple(layers)
+        layers, b = problem.layers, data.m
         grad = (out if need_grad and out is not None
                 else np.empty(theta.shape[0] if need_grad else 0, dtype=theta.dtype))
-        choice = choose_kernel(layers, data.m, theta.shape[0], cost_and_grad=True)
+        choice = choose_kernel(layers, b, theta.shape[0], cost_and_grad=True)
+        key = ("batch" if choice.batch else "chunks", layers, size_class(b), theta.dtype.char,
+               need_grad)
         if not choice.batch:
             X, targets = data.materialize()
-            key = ("chunks", layers, size_class(data.m), theta.dtype.char, need_grad)
             total, _, squares = self._run_chunked(
-                key, choice, theta, layers, X, targets, activation, output, need_grad,
-                penalty_mask(layers), float(data.m), lam / m, grad)
+                key, choice, theta, layers, X, targets, problem.activation, problem.output,
+                need_grad, penalty_mask(layers), float(b), problem.decay, grad)
             # As Backend.cost_and_grad: diverged weights give J = inf, for callers to see.
-            J = total / data.m + 0.5 * lam * squares / m
+            J = total / b + problem.penalty(squares)
             return float(J), (grad if need_grad else None)
         layout = _layout(layers)
-        rows = data.rows if data.rows is not None else _all_rows(data.m)
+        rows = data.rows if data.rows is not None else _all_rows(b)
         targets = data.targets
-        with _batch_buffers(data.workspace, layers, layout, theta.dtype, data.m) as buffers:
-            key = ("batch", layers, size_class(data.m), theta.dtype.char, need_grad)
+        with _batch_buffers(data.workspace, layers, layout, theta.dtype, b) as buffers:
             J = self._call(key, self._batch, theta, *layout, data.X, rows, targets.labels,
-                           targets.Y, targets.weights, ACTIVATIONS[activation].code, output,
-                           need_grad, choice.serial_copy, lam / m, grad, *buffers)
+                           targets.Y, targets.weights, ACTIVATIONS[problem.activation].code,
+                           problem.output, need_grad, choice.serial_copy, problem.decay, grad,
+                           *buffers)
         return float(J), (grad if need_grad else None)
 
     def forward(self, theta, layers, X, activation, logits=False):

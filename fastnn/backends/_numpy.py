@@ -31,10 +31,11 @@ def _propagate(thetas, X_block, act):
 class NumpyBackend(Backend):
     """The vectorized backend (``"numpy"``): BLAS matrix products on blocks of examples."""
 
-    def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
+    def loss_and_delta(self, theta, problem, data, need_grad):
         """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
         X, targets = data.materialize()
-        return loss_and_delta(theta, layers, X, targets, activation, output, need_grad)
+        return loss_and_delta(theta, problem.layers, X, targets, problem.activation,
+                              problem.output, need_grad)
 
     def forward(self, theta, layers, X, activation, logits=False):
         """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
