@@ -74,8 +74,8 @@ def choose_kernel(layers, b, n_params, cost_and_grad=False):
        A call for J alone and one for J and ∇J on as many examples take the same
        compilation, so that a training run compiles one.
 
-    The choice depends on the shapes alone, never on the number of threads: the serial and
-    parallel backends make the same one and agree bitwise.
+    The choice depends on the shapes alone, never on the threads a call runs on: the serial
+    and parallel backends make the same one and agree bitwise.
     """
     layers = tuple(layers)
     if (cost_and_grad and b <= _tuning.BATCH_ROWS
