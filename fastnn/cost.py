@@ -29,6 +29,7 @@ from fastnn.activations import ACTIVATIONS
 from fastnn.backends import BACKENDS, backend_for
 from fastnn.losses import LOSSES, NUMPY_LOSSES, OUTPUT_ACTIVATIONS, output_code
 from fastnn.network import n_params, pack, penalty_mask, unpack
+from fastnn.problem import Problem
 
 __all__ = ["Objective", "check_gradients", "cost", "cost_and_grad", "forward", "predict"]
 
@@ -81,13 +82,13 @@ class Objective:
         self.activation = check_choice(activation, "activation", ACTIVATIONS)
         self.output_activation = check_choice(output_activation, "output_activation",
                                               OUTPUT_ACTIVATIONS)
-        self._output = output_code(self.output_activation, self.loss)
+        output_code(self.output_activation, self.loss)  # the pair checked before the data
         self._backend = backend_for(self.backend)
         self.data = self._backend.prepare(X, y, self.layers, self.dtype, client,
                                           real=self.regression, sample_weight=sample_weight)
         self.m = self.data.m
-        # The penalty (λ / 2 Σw) Σ Θ² in the form (λ' / 2m) Σ Θ² the backends compute.
-        self._lam = self.lam * self.data.weight_scale
+        self.problem = Problem(self.layers, self.activation, self.output_activation,
+                               self.loss, self.lam, self.data.weight_scale, self.m, self.dtype)
         self.n_params = n_params(self.layers)
         self._mask = penalty_mask(self.layers)
 
@@ -106,8 +107,7 @@ class Objective:
         """
         vec = np.ascontiguousarray(vec, dtype=self.dtype)
         data = self.data if rows is None else self.data.take(rows)
-        return self._backend.cost_and_grad(vec, self.layers, data, self.activation,
-                                           self._output, self._lam, self.m, need_grad, out)
+        return self._backend.cost_and_grad(vec, self.problem, data, need_grad, out)
 
     def __call__(self, vec, rows=None, out=None):
         """``(J, grad)`` at θ = ``vec``; ``grad`` of shape (P,) in the objective's dtype.
@@ -152,9 +152,10 @@ class Objective:
         Z = self.forward(vec, logits=True)
         w = targets.weights_of(slice(None))
         with np.errstate(under="ignore"):
-            loss_sum = NUMPY_LOSSES[self._output](Z, targets.one_hot(slice(None), Z.dtype), w)[0]
+            loss_fn = NUMPY_LOSSES[self.problem.output]
+            loss_sum = loss_fn(Z, targets.one_hot(slice(None), Z.dtype), w)[0]
         penalized = vec * self._mask
-        J = loss_sum / self.m + 0.5 * self._lam * np.square(penalized).sum() / self.m
+        J = loss_sum / self.m + self.problem.penalty(np.square(penalized).sum())
         if self.regression:
             return float(J), r2_score(targets.Y, Z, w)
         with np.errstate(under="ignore"):

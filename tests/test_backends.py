@@ -1,6 +1,7 @@
 """The in-process backends against the naive reference and against each other, and what
 every backend answers for itself."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -12,7 +13,8 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn.backends import _numba, _numpy
+from fastnn.backends import _batch, _chunked, _numba, _numpy, _products, _tuning
+from fastnn.network import n_params
 from tests import naive
 from tests.conftest import make_problem
 
@@ -78,9 +80,9 @@ def test_serial_and_parallel_bitwise_identical(m):
 
 
 def test_chunks_cover_the_examples():
-    assert _numba.n_chunks(1) == 1
-    assert _numba.n_chunks(_numba.MIN_CHUNK * 2) == 2
-    assert _numba.n_chunks(10**7) == _numba.MAX_CHUNKS
+    assert _chunked.n_chunks(1) == 1
+    assert _chunked.n_chunks(_tuning.MIN_CHUNK * 2) == 2
+    assert _chunked.n_chunks(10**7) == _tuning.MAX_CHUNKS
 
 
 THREAD_COUNTS = (1, 2, 32)
@@ -136,7 +138,7 @@ def test_results_do_not_depend_on_numba_num_threads(digests_by_thread_count, bac
     NUMBA_NUM_THREADS the process started with, so machines with different core counts train
     the same model from the same seed."""
     case = f"{backend} {dtype} {path}"
-    assert _numba.n_chunks(5000) == _numba.MAX_CHUNKS  # as many chunks as there can be
+    assert _chunked.n_chunks(5000) == _tuning.MAX_CHUNKS  # as many chunks as there can be
     assert len({digests_by_thread_count[n][case] for n in THREAD_COUNTS}) == 1, {
         n: digests_by_thread_count[n][case] for n in THREAD_COUNTS}
 
@@ -145,8 +147,8 @@ def test_results_do_not_depend_on_numba_num_threads(digests_by_thread_count, bac
 def test_batch_blocks_cover_the_rows_evenly(b):
     """Consecutive blocks of whole groups of 4 rows, the last with the b % 4 left; every
     halving of the blocks (each thread's share for 2, 4, 8 threads) within 4 rows of even."""
-    n_blocks = _numba._batch_blocks(b)
-    bounds = [_numba._block_bounds(b, n_blocks, block) for block in range(n_blocks)]
+    n_blocks = _batch._batch_blocks(b)
+    bounds = [_batch._block_bounds(b, n_blocks, block) for block in range(n_blocks)]
     assert bounds[0][0] == 0 and bounds[-1][1] == b
     assert all(stop == start for (_, stop), (start, _) in pairwise(bounds))
     sizes = [stop - start for start, stop in bounds]
@@ -163,14 +165,14 @@ def test_batch_blocks_cover_the_rows_evenly(b):
 @pytest.mark.parametrize("layers", [(784, 128, 10), (784, 256, 128, 64, 10), (400, 25, 10),
                                     (30, 17, 4), (3000, 20, 1)])
 def test_delta_tasks_cover_the_columns_in_groups_of_equal_work(layers):
-    tasks, groups = _numba._delta_tasks(layers)
+    tasks, groups = _batch._delta_tasks(layers)
     columns = [(l, k) for l, k0, k1 in tasks for k in range(k0, k1)]
     assert columns == [(l, k) for l, s_in in enumerate(layers[:-1]) for k in range(s_in)]
-    assert groups[0] == 0 and groups[-1] == len(tasks) and len(groups) == _numba.BATCH_TASKS + 1
+    assert groups[0] == 0 and groups[-1] == len(tasks) and len(groups) == _tuning.BATCH_TASKS + 1
     assert all(np.diff(groups) >= 0)
     work = [sum((k1 - k0) * layers[l + 1] for l, k0, k1 in tasks[groups[g]:groups[g + 1]])
-            for g in range(_numba.BATCH_TASKS)]
-    share = sum(work) / _numba.BATCH_TASKS
+            for g in range(_tuning.BATCH_TASKS)]
+    share = sum(work) / _tuning.BATCH_TASKS
     slack = 4 * max(layers[1:])  # a cut is rounded to 4 columns
     if share > 4 * slack:  # (not for the tiny network: a group is a few columns there)
         assert max(abs(w - share) for w in work) <= slack
@@ -181,7 +183,7 @@ def test_numpy_blocks_match_one_block(monkeypatch):
     """Several row blocks in the NumPy backend give the same sums as one."""
     thetas, X, y = make_problem([5, 6, 3], m=100, target="multiclass")
     J_one, grads_one = fastnn.cost_and_grad(thetas, X, y, lam=1.0, backend="numpy")
-    monkeypatch.setattr(_numpy, "BLOCK_ROWS", 7)
+    monkeypatch.setattr(_numpy, "NUMPY_BLOCK_ROWS", 7)
     J, grads = fastnn.cost_and_grad(thetas, X, y, lam=1.0, backend="numpy")
     assert J == pytest.approx(J_one, rel=1e-14)
     for grad, grad_one in zip(grads, grads_one):
@@ -321,11 +323,11 @@ def test_set_num_threads_rejects(n):
 @pytest.fixture
 def batch_kernel_for_small_networks(monkeypatch):
     """The batch kernel for networks of any size (it is used from BATCH_MIN_PARAMS weights)."""
-    monkeypatch.setattr(_numba, "BATCH_MIN_PARAMS", 0)
+    monkeypatch.setattr(_tuning, "BATCH_MIN_PARAMS", 0)
 
 
 @pytest.mark.usefixtures("batch_kernel_for_small_networks")
-@pytest.mark.parametrize("m", [1, 5, 64, 203, _numba.BATCH_ROWS, _numba.BATCH_ROWS + 1])
+@pytest.mark.parametrize("m", [1, 5, 64, 203, _tuning.BATCH_ROWS, _tuning.BATCH_ROWS + 1])
 @pytest.mark.parametrize(("layers", "target", "activation", "loss"), CASES)
 def test_batch_kernel_matches_naive_across_its_limit(layers, target, activation, loss, m):
     """Up to BATCH_ROWS examples the Numba backends take the batch kernel, beyond it the
@@ -340,13 +342,13 @@ def test_batch_kernel_matches_naive_across_its_limit(layers, target, activation,
             assert scaled_error(grad, grad_ref) < 1e-12
 
 
-@pytest.mark.parametrize("min_params", [0, _numba.BATCH_MIN_PARAMS])
+@pytest.mark.parametrize("min_params", [0, _tuning.BATCH_MIN_PARAMS])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("batch", [1, 7, 64, 200, 512, 1500])
 def test_mini_batch_read_through_its_rows(monkeypatch, dtype, batch, min_params):
     """A mini-batch given as row indices (read in place by the Numba kernels) gives what the
     same rows copied out give, on every backend; serial and parallel agree bitwise."""
-    monkeypatch.setattr(_numba, "BATCH_MIN_PARAMS", min_params)
+    monkeypatch.setattr(_tuning, "BATCH_MIN_PARAMS", min_params)
     layers = [9, 8, 5, 3]
     thetas, X, y = make_problem(layers, m=3000, target="multiclass", dtype=dtype)
     theta = fastnn.pack(thetas)
@@ -413,11 +415,11 @@ def test_a_call_while_the_work_arrays_are_held_uses_its_own():
     assert J == J_small and np.array_equal(grad, grad_small)
 
 
-@pytest.mark.parametrize("min_params", [0, _numba.BATCH_MIN_PARAMS])
+@pytest.mark.parametrize("min_params", [0, _tuning.BATCH_MIN_PARAMS])
 @pytest.mark.parametrize("backend", ["auto", *fastnn.available_backends()])
 def test_out_receives_the_gradient(monkeypatch, backend, min_params):
     """``out`` is filled with ∇J and returned, full batch and mini-batch, on every backend."""
-    monkeypatch.setattr(_numba, "BATCH_MIN_PARAMS", min_params)
+    monkeypatch.setattr(_tuning, "BATCH_MIN_PARAMS", min_params)
     layers = [9, 8, 3]
     thetas, X, y = make_problem(layers, m=500, target="multiclass", dtype=np.float32)
     theta = fastnn.pack(thetas)
@@ -441,15 +443,13 @@ def test_chunked_kernel_writes_the_gradient_numpy_would_assemble(backend, dtype,
     thetas, X, y = make_problem(layers, m=600, target="multiclass", dtype=dtype)
     theta = fastnn.pack(thetas)
     objective = fastnn.Objective(layers, X, y, lam=0.7, backend="numba", dtype=dtype)
-    assert objective.n_params < _numba.BATCH_MIN_PARAMS  # the chunked kernel's calls
-    args = (layers, None, "sigmoid", 0, 0.7, 600)
+    assert objective.n_params < _tuning.BATCH_MIN_PARAMS  # the chunked kernel's calls
+    problem = objective.problem
 
     def both(theta, data, need_grad=True, out=None):
-        layers, _, activation, output, lam, m = args
-        fused = backend.cost_and_grad(theta, layers, data, activation, output, lam, m,
-                                      need_grad, out)
-        base = fastnn.backends._base.Backend.cost_and_grad(
-            backend, theta, layers, data, activation, output, lam, m, need_grad)
+        fused = backend.cost_and_grad(theta, problem, data, need_grad, out)
+        base = fastnn.backends._base.Backend.cost_and_grad(backend, theta, problem, data,
+                                                           need_grad)
         return fused, base
 
     out = np.full(theta.shape, np.nan, dtype=dtype)
@@ -465,6 +465,23 @@ def test_chunked_kernel_writes_the_gradient_numpy_would_assemble(backend, dtype,
             (J, _), (J_ref, _) = both(np.full_like(theta, 1e300), objective.data,
                                       need_grad=False)
         assert J == J_ref == np.inf
+
+
+def test_objective_describes_its_problem_once():
+    """An Objective builds one frozen Problem: λ/W and (λ/2W) Σ Θ² from λ, the example
+    weights' scale and m, the pair of output and loss checked, no field to change."""
+    layers = [4, 3, 2]
+    _, X, y = make_problem(layers, m=50, target="multiclass")
+    w = np.random.default_rng(1).uniform(0.5, 2.0, size=50)
+    problem = fastnn.Objective(layers, X, y, lam=0.6, activation="tanh", sample_weight=w).problem
+    assert (problem.layers, problem.activation, problem.m) == ((4, 3, 2), "tanh", 50)
+    assert problem.dtype == np.float64 and problem.output == 0
+    assert problem.decay == pytest.approx(0.6 / w.sum(), rel=1e-14)
+    assert problem.penalty(3.0) == pytest.approx(0.5 * 0.6 / w.sum() * 3.0, rel=1e-14)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        problem.lam = 1.0
+    with pytest.raises(ValueError, match="does not go with"):
+        dataclasses.replace(problem, output_activation="identity")
 
 
 @pytest.mark.parametrize("out", [
@@ -532,14 +549,14 @@ def test_both_product_loops_against_numpy(R, T, N, dtype):
     OUT0 = rng.normal(size=(R, N)).astype(dtype)
     expected = OUT0.astype(np.float64) + C.astype(np.float64) @ B.astype(np.float64)
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
-    for product, operand in ((_numba._add_product, B), (_numba._add_dot_products,
+    for product, operand in ((_products._add_product, B), (_products._add_dot_products,
                                                         np.ascontiguousarray(B.T))):
         OUT = OUT0.copy()
         product(C, operand, OUT)
         assert scaled_error(OUT, expected) < tolerance
 
 
-@pytest.mark.parametrize("width", [_numba.NARROW - 1, _numba.NARROW])
+@pytest.mark.parametrize("width", [_tuning.NARROW - 1, _tuning.NARROW])
 def test_narrow_and_wide_layers_match_naive(backend, width):
     """Layers of fewer than NARROW units take the dot-product loop forward, wider ones the
     row-tiled loop: both give the naive reference's J and ∇J."""
@@ -549,6 +566,24 @@ def test_narrow_and_wide_layers_match_naive(backend, width):
     assert J == pytest.approx(J_ref, rel=1e-12)
     for grad, grad_ref in zip(grads, grads_ref):
         assert scaled_error(grad, grad_ref) < 1e-12
+
+
+@pytest.mark.parametrize(("layers", "b", "cost_and_grad", "expected"), [
+    ([784, 128, 10], 200, True, {"batch": True, "serial_copy": True}),
+    ([784, 256, 128, 64, 10], 1024, True, {"batch": True, "serial_copy": False}),
+    ([784, 128, 10], 1025, True, {"batch": False, "unit_major": False}),
+    ([784, 128, 10], 200, False, {"batch": False, "copy_parts": 138, "parallel_reduce": True}),
+    ([400, 25, 10], 200, True, {"batch": False, "unit_major": True}),
+    ([20, 60, 3], 300, True, {"batch": False, "unit_major": False, "copy_parts": 1,
+                              "parallel_reduce": False, "n_chunks": 9}),
+])
+def test_kernel_choice_follows_its_rule(layers, b, cost_and_grad, expected):
+    """The batch kernel for J and ∇J on at most BATCH_ROWS examples of a network of
+    BATCH_MIN_PARAMS weights or more (W(l) copied on one thread for one hidden layer); else the
+    chunked kernel, unit-major for narrow layers, its copy of W(l) over the threads from
+    COPY_PARALLEL_MIN weights, its Δ rows summed over the threads from REDUCE_PARALLEL_MIN."""
+    choice = _numba.choose_kernel(layers, b, n_params(layers), cost_and_grad)
+    assert {key: getattr(choice, key) for key in expected} == expected
 
 
 @pytest.mark.parametrize(("layers", "unit_major"), [([40, 31, 28, 4], True),
@@ -562,9 +597,10 @@ def test_unit_major_and_row_blocks_match_naive(layers, unit_major, activation,
     than NARROW units, as rows otherwise: both give the naive reference's J, ∇J and outputs,
     with example weights and a target matrix, on chunks of 68–69 rows (a block of 64, then
     one of 4 or 5); serial and parallel bitwise identical."""
-    assert _numba._unit_major(np.array(layers)) == unit_major
-    m = 4400
-    assert _numba.n_chunks(m) == 64  # chunks of 68 or 69 rows
+    m = 1100
+    choice = _numba.choose_kernel(layers, m, n_params(layers))
+    assert choice.unit_major == unit_major
+    assert choice.n_chunks == 16  # chunks of 68 or 69 rows
     thetas, X, y = make_problem(layers, m=m, target="multilabel", seed=3)
     w = np.random.default_rng(5).uniform(0.0, 3.0, size=m)
     options = dict(loss=loss, activation=activation, output_activation=output_activation,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn.backends import _numba
+from fastnn.backends import _tuning
 from tests import naive
 from tests.conftest import make_problem
 from tests.oracle import sklearn_cost_and_grad
@@ -229,13 +229,13 @@ def test_weights_match_sklearn(backend, regression, lam):
         np.testing.assert_allclose(grad, grad_sk, rtol=1e-10, atol=1e-10 * np.abs(grad_sk).max())
 
 
-@pytest.mark.parametrize("min_params", [0, _numba.BATCH_MIN_PARAMS])
+@pytest.mark.parametrize("min_params", [0, _tuning.BATCH_MIN_PARAMS])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_weighted_mini_batches_average_to_the_full_gradient(monkeypatch, dtype, min_params):
     """The batches of an epoch average to the full J and ∇J with weights too (the batch
     term is its rows' weighted sum scaled by m / (b Σ w), the penalty the full one), in the
     batch kernel and the chunked one; serial and parallel agree bitwise."""
-    monkeypatch.setattr(_numba, "BATCH_MIN_PARAMS", min_params)
+    monkeypatch.setattr(_tuning, "BATCH_MIN_PARAMS", min_params)
     layers = [9, 8, 5, 3]
     m, batch = 1200, 200
     thetas, X, y = make_problem(layers, m=m, target="multiclass", dtype=dtype)

@@ -9,16 +9,17 @@ Every backend is an object with the same small interface (:class:`Backend`), so 
     ``weight_scale`` (m / Σ w), ``inputs`` (what :meth:`forward` takes for these examples),
     ``targets`` (:class:`fastnn._validation.Targets`, or None where the targets stay remote) and
     ``take(rows)`` (a mini-batch of the same kind).
-``loss_and_delta(theta, layers, data, activation, output, need_grad)``
+``loss_and_delta(theta, problem, data, need_grad)``
     ``(Σ_i w_i Σ_k loss term, Δ)`` over the examples of ``data``, where Δ is
     ``Σ_i δ(l+1) [1; a(l)]ᵀ`` for every l (δ(L) times w_i), unrolled like θ in float64 (None
-    unless ``need_grad``): the partial sums the Dask backend adds across chunks. ``output`` is
-    the code of the output layer and loss (:data:`fastnn.losses.OUTPUTS`).
-``cost_and_grad(theta, layers, data, activation, output, lam, m, need_grad, out=None)``
-    J and ∇J with the penalty λ/2m Σ Θ² of the full objective (m its number of examples), in
-    the dtype of θ (∇J written into ``out`` when given): by default from ``loss_and_delta``;
-    the Numba backends fuse it into a kernel for mini-batches, whose work arrays they keep in
-    the data's ``workspace`` (:class:`~fastnn.backends._base.Workspace`) across calls.
+    unless ``need_grad``): the partial sums the Dask backend adds across chunks. ``problem``
+    (:class:`fastnn.problem.Problem`) gives the network, its output and loss, the penalty and
+    the objective's number of examples, built once per objective.
+``cost_and_grad(theta, problem, data, need_grad, out=None)``
+    J and ∇J with the penalty of the full objective, in the dtype of θ (∇J written into
+    ``out`` when given): by default from ``loss_and_delta``; the Numba backends fuse it into
+    their kernels, and keep the batch kernel's work arrays in the data's ``workspace``
+    (:class:`~fastnn.backends._base.Workspace`) across calls.
 ``forward(theta, layers, X, activation, logits=False)``
     The outputs h_Θ(x) = σ(z(L)), or z(L) with ``logits``, shape (m, K), in the dtype of θ; X
     is a checked in-memory array, a prepared ``inputs``, or an array the backend ``holds``.
@@ -47,6 +48,7 @@ from fastnn.backends._base import Backend, LocalData
 from fastnn.backends._dask import DaskBackend
 from fastnn.backends._numba import PARALLEL, SERIAL
 from fastnn.backends._numpy import NumpyBackend
+from fastnn.backends._tuning import AUTO_NUMPY_MIN_ROWS, AUTO_NUMPY_MIN_WEIGHTS
 
 __all__ = ["AUTO", "BACKENDS", "Backend", "LocalData", "auto_backend", "available_backends",
            "backend_for", "cluster_backends", "get_num_threads", "set_num_threads"]
@@ -73,34 +75,6 @@ def cluster_backends():
     return tuple(name for name, backend in BACKENDS.items() if not backend.in_process)
 
 
-AUTO_NUMPY_MIN_WEIGHTS = 300_000
-AUTO_NUMPY_MIN_ROWS = 257
-"""``"auto"`` picks ``"numpy"`` for calls on ``AUTO_NUMPY_MIN_ROWS`` rows or more (a full batch
-counts as many) when one Θ(l) has ``AUTO_NUMPY_MIN_WEIGHTS`` weights or more, and
-``"numba-parallel"`` for every other call, in float64 and float32 alike.
-
-Measured per call of (J, ∇J) (``numba-parallel`` ÷ NumPy, 2 cores, each backend in its own
-process so that neither OpenBLAS's spinning threads nor Numba's disturb the other, best of
-2 × 5; rows 64, 200, 512, 1024, 4096, 16384; float64 / float32):
-
-=============================== ================================ ================================
-network (largest Θ(l))          float64                          float32
-=============================== ================================ ================================
-400-25-10 (10,025)              0.84 0.87 0.90 0.80 0.73 0.53    0.85 1.00 0.87 0.81 0.75 0.66
-784-128-10 (100,480)            0.75 0.84 0.83 0.91 0.79 0.70    0.54 0.87 0.81 0.83 0.78 0.68
-784-256-128-64-10 (200,960)     0.80 0.82 0.86 0.90 0.80 0.78    0.72 0.78 0.86 0.92 0.81 0.73
-784-512-256-10 (401,920)        0.87 1.01 1.21 1.23 1.19 1.11    0.55 0.71 0.83 0.94 1.19 0.89
-1024-2048-10 (2,099,200)        0.52 0.83 1.15 1.73 1.61 –       0.68 0.97 1.09 1.23 1.76 –
-=============================== ================================ ================================
-
-``numba-parallel`` is faster everywhere up to 201k weights in a Θ(l) (the register-tiled
-products, the vectorized sigmoid and no BLAS threads to wake), and on small batches of any
-network; from 402k weights and 512 rows, BLAS's cache blocking wins (the float32 full batch
-of 784-512-256-10, 0.89, is the one call this rule gives away). Inside training loops the
-Numba backends also avoid OpenBLAS's threads spinning between steps (L-BFGS on digits: 0.4 s
-against 1.9 s)."""
-
-
 def auto_backend(layers, m=None):
     """The name of the backend measured fastest for a network of these layer sizes, evaluated
     on m rows (None: a full batch of many), in either dtype."""
@@ -119,14 +93,13 @@ class AutoBackend(Backend):
     def choose(self, layers, m, dtype):
         return BACKENDS[auto_backend(layers, m)]
 
-    def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
-        return self.choose(layers, data.m, theta.dtype).loss_and_delta(
-            theta, layers, data, activation, output, need_grad)
+    def loss_and_delta(self, theta, problem, data, need_grad):
+        return self.choose(problem.layers, data.m, problem.dtype).loss_and_delta(
+            theta, problem, data, need_grad)
 
-    def cost_and_grad(self, theta, layers, data, activation, output, lam, m, need_grad,
-                      out=None):
-        return self.choose(layers, data.m, theta.dtype).cost_and_grad(
-            theta, layers, data, activation, output, lam, m, need_grad, out)
+    def cost_and_grad(self, theta, problem, data, need_grad, out=None):
+        return self.choose(problem.layers, data.m, problem.dtype).cost_and_grad(
+            theta, problem, data, need_grad, out)
 
     def forward(self, theta, layers, X, activation, logits=False):
         return self.choose(layers, X.shape[0], theta.dtype).forward(

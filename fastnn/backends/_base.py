@@ -148,36 +148,35 @@ class Backend:
         """In-process backends compute on in-memory arrays only."""
         return False
 
-    def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
+    def loss_and_delta(self, theta, problem, data, need_grad):
         """Σ_i w_i Σ_k loss term over the examples of ``data`` and the Δ(l) sums unrolled like
-        θ (float64; None unless ``need_grad``); ``output`` is the code of the output layer and
-        loss (:data:`fastnn.losses.OUTPUTS`)."""
+        θ (float64; None unless ``need_grad``), for the network and loss of ``problem``
+        (:class:`~fastnn.problem.Problem`)."""
         raise NotImplementedError
 
     def forward(self, theta, layers, X, activation, logits=False):
         raise NotImplementedError
 
-    def cost_and_grad(self, theta, layers, data, activation, output, lam, m, need_grad,
-                      out=None):
-        """J and ∇J on the b examples of ``data``, the penalty scaled by the full m:
+    def cost_and_grad(self, theta, problem, data, need_grad, out=None):
+        """J and ∇J of ``problem`` (:class:`~fastnn.problem.Problem`) on the b examples of
+        ``data``, the penalty that of all the problem's examples:
 
-            J = (1/b) Σ w_i loss terms + (λ/2m) Σ Θ²        ∇J = Δ/b + (λ/m) Θ
+            J = (1/b) Σ w_i loss terms + (λ/2W) Σ Θ²        ∇J = Δ/b + (λ/W) Θ
 
-        (bias column unpenalized; weights w_i of mean 1 over all m examples, or 1): for a
-        mini-batch, the batch estimate of the full objective's data term plus the full
+        (bias column unpenalized; weights w_i of mean 1 over all m examples, or 1; W = Σ w):
+        for a mini-batch, the batch estimate of the full objective's data term plus the full
         objective's penalty, so that the batches of an epoch average to the full objective.
         ``grad`` is in the dtype of θ, or None unless ``need_grad``; it is ``out`` (shape and
         dtype of θ) when given. This default builds them from :meth:`loss_and_delta`; a
         backend may fuse them into its kernels.
         """
-        loss_sum, Delta = self.loss_and_delta(theta, layers, data, activation, output,
-                                              need_grad)
-        weights = theta * penalty_mask(layers)
+        loss_sum, Delta = self.loss_and_delta(theta, problem, data, need_grad)
+        weights = theta * penalty_mask(problem.layers)
         with np.errstate(over="ignore"):  # diverged weights give J = inf, for callers to see
-            J = loss_sum / data.m + 0.5 * lam * np.square(weights).sum() / m
+            J = loss_sum / data.m + problem.penalty(np.square(weights).sum())
         if not need_grad:
             return float(J), None
-        grad = Delta / data.m + (lam / m) * weights
+        grad = Delta / data.m + problem.decay * weights
         if out is not None:
             out[...] = grad
             return float(J), out

@@ -78,10 +78,10 @@ def _kernel():
     return PARALLEL if n_threads > 1 else SERIAL
 
 
-def _chunk_loss_and_delta(theta, chunk, rows, layers, activation, output, need_grad):
+def _chunk_loss_and_delta(theta, chunk, rows, problem, need_grad):
     if rows is not None:
         chunk = chunk.take(rows)
-    return _kernel().loss_and_delta(theta, layers, chunk, activation, output, need_grad)
+    return _kernel().loss_and_delta(theta, problem, chunk, need_grad)
 
 
 def _chunk_forward(theta, chunk, layers, activation, logits):
@@ -221,13 +221,13 @@ class DaskBackend(Backend):
         """Dask arrays are computed on where they are."""
         return _is_dask_array(X)
 
-    def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
+    def loss_and_delta(self, theta, problem, data, need_grad):
         """Σ_i w_i Σ_k loss term and the Δ(l) sums over the examples of ``data`` (all of them,
         or a :meth:`DistributedData.take` batch), added in a tree on the workers."""
         client = data.client
         theta_future = _send(client, theta)
-        partials = [client.submit(_chunk_loss_and_delta, theta_future, chunk, rows,
-                                  tuple(layers), activation, output, need_grad, pure=False)
+        partials = [client.submit(_chunk_loss_and_delta, theta_future, chunk, rows, problem,
+                                  need_grad, pure=False)
                     for chunk, rows in data.parts]
         return _tree_sum(client, partials)
 

@@ -6,18 +6,17 @@ For a block of examples stacked as rows, with ``[1, A(l)]`` the activations with
     δ(l) = (δ(l+1) Θ(l)[:, 1:]) ∘ g′(A(l))
     Δ(l)[:, 0] += Σ_rows δ(l+1)                    Δ(l)[:, 1:] += δ(l+1)ᵀ A(l)
 
-Examples are processed in blocks of ``BLOCK_ROWS`` so that the activations held at once stay
-bounded whatever m is.
+Examples are processed in blocks of ``NUMPY_BLOCK_ROWS`` so that the activations held at once
+stay bounded whatever m is.
 """
 
 import numpy as np
 
 from fastnn.activations import ACTIVATIONS
 from fastnn.backends._base import Backend
+from fastnn.backends._tuning import NUMPY_BLOCK_ROWS
 from fastnn.losses import NUMPY_LOSSES
 from fastnn.network import n_params, views
-
-BLOCK_ROWS = 4096
 
 
 def _propagate(thetas, X_block, act):
@@ -34,10 +33,11 @@ class NumpyBackend(Backend):
 
     calls_blas = True
 
-    def loss_and_delta(self, theta, layers, data, activation, output, need_grad):
+    def loss_and_delta(self, theta, problem, data, need_grad):
         """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
         X, targets = data.materialize()
-        return loss_and_delta(theta, layers, X, targets, activation, output, need_grad)
+        return loss_and_delta(theta, problem.layers, X, targets, problem.activation,
+                              problem.output, need_grad)
 
     def forward(self, theta, layers, X, activation, logits=False):
         """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
@@ -53,8 +53,8 @@ def loss_and_delta(theta, layers, X, targets, activation, output, need_grad):
     Delta = np.zeros(n_params(layers)) if need_grad else None
     Deltas = views(Delta, layers) if need_grad else None
     total = 0.0
-    for start in range(0, X.shape[0], BLOCK_ROWS):
-        rows = slice(start, start + BLOCK_ROWS)
+    for start in range(0, X.shape[0], NUMPY_BLOCK_ROWS):
+        rows = slice(start, start + NUMPY_BLOCK_ROWS)
         with np.errstate(under="ignore"):  # e^{−800} → 0 is the right answer, not an error
             A, Z_out = _propagate(thetas, X[rows], act)
             terms, delta = loss_fn(Z_out, targets.one_hot(rows, X.dtype),
@@ -76,8 +76,8 @@ def forward(theta, layers, X, activation, logits=False):
     act = ACTIVATIONS[activation]
     thetas = views(theta, layers)
     H = np.empty((X.shape[0], layers[-1]), dtype=theta.dtype)
-    for start in range(0, X.shape[0], BLOCK_ROWS):
-        rows = slice(start, start + BLOCK_ROWS)
+    for start in range(0, X.shape[0], NUMPY_BLOCK_ROWS):
+        rows = slice(start, start + NUMPY_BLOCK_ROWS)
         with np.errstate(under="ignore"):
             Z_out = _propagate(thetas, X[rows], act)[1]
             H[rows] = Z_out if logits else ACTIVATIONS["sigmoid"].forward(Z_out)
