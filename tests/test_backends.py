@@ -1,5 +1,4 @@
-"""The in-process backends against the naive reference and against each other, and what
-every backend answers for itself."""
+"""The in-process backends against the naive reference and against each other."""
 
 import dataclasses
 import json
@@ -268,35 +267,6 @@ def test_auto_picks_by_layer_sizes():
     assert auto_backend([784, 512, 256, 10]) == "numpy"
     for name in fastnn.available_backends():
         assert backend_for(name) is BACKENDS[name]
-
-
-def test_backends_answer_for_themselves():
-    """What the trainer, the estimator and the command ask a backend instead of comparing its
-    name: which call BLAS, which update over Numba's threads, which compute on a cluster."""
-    from fastnn.backends import AUTO, BACKENDS, cluster_backends
-
-    assert [name for name, backend in BACKENDS.items() if backend.calls_blas] == ["numpy"]
-    assert [name for name, backend in BACKENDS.items()
-            if backend.parallel_updates] == ["numba-parallel"]
-    assert cluster_backends() == ("dask",)
-    assert AUTO.calls_blas and not AUTO.parallel_updates
-    for name in fastnn.available_backends():
-        assert BACKENDS[name].choose([4, 3, 2], 10, np.dtype(np.float64)) is BACKENDS[name]
-
-
-@pytest.mark.parametrize("name", ["auto", "numpy", "numba", "numba-parallel"])
-def test_in_process_backends_encode_labels_in_memory(name):
-    from fastnn.backends import backend_for
-
-    backend = backend_for(name)
-    labels = np.array(["dog", "cat", "emu", "cat"])
-    classes = backend.classes(labels)
-    assert classes.tolist() == ["cat", "dog", "emu"]
-    indices = backend.encode(labels, classes)
-    assert indices.tolist() == [1, 0, 2, 0]
-    np.testing.assert_array_equal(backend.decode(indices, classes), labels)
-    with pytest.raises(ValueError, match="computes in this process, not on a cluster"):
-        backend.cluster("local")
 
 
 def test_set_num_threads_leaves_results_unchanged():
