@@ -166,10 +166,10 @@ class _Monitor:
 def _blas():
     """threadpoolctl's controller of the thread pools loaded in this process, made once.
 
-    Making one reads /proc/self/maps, long with Numba's compiled code mapped: entering and
-    leaving ``threadpool_limits`` took 1.2 ms, ``.limit`` of a controller kept 0.025 ms, against
-    0.7 ms for the (J, ∇J) of a 200-row float32 batch of 784-128-10. Pools loaded later (say
-    PyTorch's) are not in it; the BLAS fastnn calls is NumPy's, loaded before fastnn.
+    Making one reads /proc/self/maps, long with Numba's compiled code mapped: a fresh
+    ``threadpool_limits`` per training run would cost more than a mini-batch's (J, ∇J), a kept
+    controller's ``.limit`` a few microseconds. Pools loaded later (say PyTorch's) are not in
+    it; the BLAS fastnn calls is NumPy's, loaded before fastnn.
     """
     return ThreadpoolController()
 
@@ -300,9 +300,8 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     backend = objective.computed_by(batch)
     # Beside a backend that does not call BLAS, any BLAS call around the loop (the validation
     # set's forward pass when "auto" gives it to NumPy, a callback) would wake OpenBLAS's
-    # threads to spin afterwards, taking the cores from the backend's threads (measured with
-    # SciPy's L-BFGS-B, which called BLAS: digits with numba-parallel 2.6 s with BLAS threads,
-    # 0.4 s without).
+    # threads to spin afterwards, taking the cores from the backend's threads (an L-BFGS fit on
+    # digits took six times as long with them).
     blas_limit = (nullcontext() if backend.calls_blas
                   else _blas().limit(limits=1, user_api="blas"))
     stochastic = solver in STOCHASTIC_SOLVERS
@@ -413,10 +412,8 @@ def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monit
     written into a third, the same every step. The second buffer and ∇J's are the step rule's
     (:meth:`~fastnn.optim.GradientDescent.work_arrays`), so that a run it continues allocates
     nothing P-sized: a ``partial_fit`` of one batch is a whole run, and every fresh array of P
-    numbers costs its page faults (glibc hands freed memory back to the kernel). Measured
-    (``partial_fit`` of 200 rows, 784-128-10 float64, 100 calls in one process, each version
-    in its own process, 3 turns): 978–1,009 page faults and 4.9–5.6 ms a call with a fresh
-    θ, ∇J and buffer per call (and the estimator's copies), none and 3.0–3.6 ms without."""
+    numbers costs its page faults (glibc hands freed memory back to the kernel): about 1,000 a
+    ``partial_fit`` of 784-128-10, which made each call half as slow again."""
     m = objective.m
     rng = np.random.default_rng(random_state)
     current, (spare, grad) = theta, optimizer.work_arrays(theta.shape[0])

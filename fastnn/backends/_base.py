@@ -16,12 +16,9 @@ class Workspace:
 
     Work arrays of several hundred KiB allocated and freed per call cost more than their size
     suggests: glibc may give them back to the kernel on free, and then every call faults
-    their pages in afresh. Measured on adam epochs of 784-128-10 in float64 (60,000 rows,
-    each version in its own process, 2 runs each): batches of 200, 850 page faults a step
-    and 2.4–2.8 ms a (J, ∇J) call with per-call arrays, none and 1.5–1.9 ms with kept ones;
-    batches of 64, 1.2–1.7 ms against 0.57–1.0 ms (the epoch 0.61–0.73 of its time). Whether
-    glibc returns the memory depends on the sizes freed before, so per-call arrays also make
-    timings depend on what ran earlier in the process.
+    their pages in afresh (on adam batches of 784-128-10, 850 page faults a step, which made
+    the calls half as slow again). Whether glibc returns the memory depends on the sizes freed
+    before, so per-call arrays also make timings depend on what ran earlier in the process.
 
     One call at a time holds the arrays (:meth:`lease`); a call from another thread
     meanwhile works on arrays of its own.
