@@ -9,6 +9,7 @@ name     g(z)                             g′(z) from a = g(z)
 sigmoid  σ(z) = 1 / (1 + e^{−z})          a (1 − a)
 tanh     tanh(z)                          1 − a²
 relu     max(z, 0)                        1 if a > 0 else 0 (0 at the kink)
+identity z                                1
 ======== ================================ ==================================
 """
 
@@ -23,7 +24,7 @@ from scipy.special import expit
 
 from fastnn._jit import int32_as_float32, int64_as_float64
 
-SIGMOID, TANH, RELU = 0, 1, 2
+SIGMOID, TANH, RELU, IDENTITY = 0, 1, 2, 3
 
 
 class Activation(NamedTuple):
@@ -36,6 +37,7 @@ ACTIVATIONS = {
     "sigmoid": Activation(SIGMOID, expit, lambda A: A * (1 - A)),
     "tanh": Activation(TANH, np.tanh, lambda A: 1 - A * A),
     "relu": Activation(RELU, lambda Z: np.maximum(Z, 0), lambda A: (A > 0).astype(A.dtype)),
+    "identity": Activation(IDENTITY, lambda Z: Z, np.ones_like),
 }
 
 
@@ -168,14 +170,14 @@ def _sigmoid_in_the_type_of(z):
 @njit(cache=True, error_model="numpy", inline="always")
 def activate_row(z, code):
     """z := g(z), in place, for a row of units: one loop per activation, so that the branch on
-    ``code`` is taken once and each loop vectorizes."""
+    ``code`` is taken once and each loop vectorizes (the identity leaves z as it is)."""
     if code == SIGMOID:
         for j in range(z.shape[0]):
             z[j] = sigmoid(z[j])
     elif code == TANH:
         for j in range(z.shape[0]):
             z[j] = np.tanh(z[j])
-    else:
+    elif code == RELU:
         for j in range(z.shape[0]):
             z[j] = max(z[j], 0.0)
 
@@ -183,13 +185,13 @@ def activate_row(z, code):
 @njit(cache=True, error_model="numpy", inline="always")
 def scale_by_derivative_row(d, a, code):
     """d := d ∘ g′(z), in place, for a row of units with outputs a = g(z) (see
-    :func:`activate_row`)."""
+    :func:`activate_row`; g′ = 1 of the identity leaves d as it is)."""
     if code == SIGMOID:
         for k in range(d.shape[0]):
             d[k] *= a[k] * (1.0 - a[k])
     elif code == TANH:
         for k in range(d.shape[0]):
             d[k] *= 1.0 - a[k] * a[k]
-    else:
+    elif code == RELU:
         for k in range(d.shape[0]):
             d[k] *= 1.0 if a[k] > 0 else 0.0

@@ -16,6 +16,7 @@ ACTIVATIONS = {
     "sigmoid": (sigmoid, lambda z: sigmoid(z) * (1.0 - sigmoid(z))),
     "tanh": (np.tanh, lambda z: 1.0 - np.tanh(z) ** 2),
     "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(float)),
+    "identity": (lambda z: z, np.ones_like),
 }
 
 

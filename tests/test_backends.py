@@ -25,6 +25,7 @@ CASES = [
     ([6, 7, 5, 4], "multiclass", "relu", "cross_entropy"),
     ([6, 7, 5, 1], "binary", "tanh", "cross_entropy"),
     ([6, 7, 5, 4, 3], "multilabel", "sigmoid", "squared_error"),
+    ([6, 7, 5, 4], "multiclass", "identity", "cross_entropy"),
 ]
 
 

@@ -19,7 +19,7 @@ def test_debug_network(backend, lam):
 @pytest.mark.parametrize("lam", [0.0, 0.7])
 @pytest.mark.parametrize("depth", sorted(DEPTHS))
 @pytest.mark.parametrize("target", sorted(OUTPUTS))
-@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "identity"])
 @pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
 def test_random_networks(backend, loss, activation, target, depth, lam):
     layers = [*DEPTHS[depth], OUTPUTS[target]]
