@@ -1,7 +1,8 @@
 """Activations g and their derivatives g′, written from the output a = g(z) where possible.
 
 Each activation has an integer code (what the compiled kernels branch on) and NumPy versions
-(what the vectorized backend calls). The output layer is always the sigmoid.
+(what the vectorized backend calls). The output layer's own functions are in
+:mod:`fastnn.losses`.
 
 ======== ================================ ==================================
 name     g(z)                             g′(z) from a = g(z)
@@ -139,6 +140,25 @@ def exp_nonpositive32(x):
     half = k >> 1
     scale = int32_as_float32((half + 127) << 23) * int32_as_float32((k - half + 127) << 23)
     return F32(0.0) if x < EXP_MIN_32 else p * scale
+
+
+def _exp64(x):
+    return exp_nonpositive(x)
+
+
+def _exp32(x):
+    return exp_nonpositive32(x)
+
+
+def exp_nonpositive_typed(x):
+    """e^x for x ≤ 0 in the arithmetic of x's type: :func:`exp_nonpositive32` for a float32
+    x, :func:`exp_nonpositive` otherwise (compiled; the softmax output's exponentials)."""
+    return _exp64(x)
+
+
+@overload(exp_nonpositive_typed, inline="always")
+def _exp_in_the_type_of(x):
+    return _exp32 if isinstance(x, types.Float) and x.bitwidth == 32 else _exp64
 
 
 def _sigmoid64(z):

@@ -27,7 +27,14 @@ from fastnn._validation import (
 )
 from fastnn.activations import ACTIVATIONS
 from fastnn.backends import BACKENDS, backend_for
-from fastnn.losses import LOSSES, NUMPY_LOSSES, OUTPUT_ACTIVATIONS, output_code
+from fastnn.losses import (
+    ALL_LOSSES,
+    NUMPY_LOSSES,
+    OUTPUT_ACTIVATIONS,
+    OUTPUT_FUNCTIONS,
+    is_regression,
+    output_code,
+)
 from fastnn.network import n_params, pack, penalty_mask, unpack
 from fastnn.problem import Problem
 
@@ -49,15 +56,19 @@ class Objective:
         Inputs; converted once to ``dtype``.
     y : array-like of shape (m,) or (m, K)
         Integer labels ``0 ... K-1`` (K ≥ 2), a 0/1 vector (K = 1), or a 0/1 matrix; for the
-        identity output, real values ((m,) for K = 1).
+        identity and exp outputs, real values ((m,) for K = 1), ≥ 0 for the exp output.
     lam : float
         λ ≥ 0, the weight of the penalty on all but the bias column.
-    loss : {"cross_entropy", "squared_error"}
-        ``"squared_error"`` only with the identity output.
-    activation : {"sigmoid", "tanh", "relu"}
+    loss : {"cross_entropy", "squared_error", "poisson"}
+        The pairs of :data:`fastnn.losses.OUTPUTS`: ``"cross_entropy"`` with the sigmoid or
+        softmax output, ``"squared_error"`` with the sigmoid or identity output,
+        ``"poisson"`` with the exp output.
+    activation : {"sigmoid", "tanh", "relu", "identity"}
         Activation of the hidden layers.
-    output_activation : {"sigmoid", "identity"}
-        The output layer: h = σ(z(L)) (classification), or h = z(L) (regression).
+    output_activation : {"sigmoid", "softmax", "identity", "exp"}
+        The output layer: h = σ(z(L)) (K independent outputs), h = softmax(z(L)) (K ≥ 2
+        classes, the multinomial cross-entropy), h = z(L) (regression), or h = e^{z(L)}
+        (the Poisson loss's log link).
     backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}
         ``"dask"``: X and y (Dask arrays chunked by rows, or in-memory arrays) are kept on the
         workers of a Dask cluster and the sums over examples are computed there (see
@@ -78,15 +89,20 @@ class Objective:
         self.dtype = check_dtype(dtype)
         self.backend = check_choice(backend, "backend", ("auto", *BACKENDS))
         self.lam = check_lam(lam)
-        self.loss = check_choice(loss, "loss", LOSSES)
+        self.loss = check_choice(loss, "loss", ALL_LOSSES)
         self.activation = check_choice(activation, "activation", ACTIVATIONS)
         self.output_activation = check_choice(output_activation, "output_activation",
                                               OUTPUT_ACTIVATIONS)
         output_code(self.output_activation, self.loss)  # the pair checked before the data
+        _check_outputs(self.output_activation, self.layers)
         self._backend = backend_for(self.backend)
         self.data = self._backend.prepare(X, y, self.layers, self.dtype, client,
                                           real=self.regression, sample_weight=sample_weight)
         self.m = self.data.m
+        targets = self.data.targets
+        if self.loss == "poisson" and targets is not None and (targets.Y < 0).any():
+            raise ValueError(f"y: the poisson loss takes targets >= 0, got "
+                             f"{float(targets.Y.min())!r}")
         self.problem = Problem(self.layers, self.activation, self.output_activation,
                                self.loss, self.lam, self.data.weight_scale, self.m, self.dtype)
         self.n_params = n_params(self.layers)
@@ -94,8 +110,8 @@ class Objective:
 
     @property
     def regression(self):
-        """True for the identity output layer (real-valued targets)."""
-        return self.output_activation == "identity"
+        """True for the identity and exp output layers (real-valued targets)."""
+        return is_regression(self.output_activation)
 
     def _evaluate(self, vec, need_grad, rows=None, out=None):
         """J and ∇J on the examples ``rows`` (all when None), penalty scaled by the full m.
@@ -133,13 +149,14 @@ class Objective:
     def forward(self, vec, logits=False):
         """Outputs h_Θ(x) of the objective's examples (z(L) with ``logits``), shape (m, K)."""
         vec = np.ascontiguousarray(vec, dtype=self.dtype)
-        return self._backend.forward(vec, self.layers, self.data.inputs, self.activation,
-                                     logits or self.regression)
+        return _outputs(self._backend, vec, self.layers, self.data.inputs, self.activation,
+                        self.output_activation, logits)
 
     def cost_and_score(self, vec):
         """J at θ = ``vec`` and the score of the predictions, from one forward pass: the
         (weighted) fraction of examples predicted right (every label right, for a target
-        matrix) for the sigmoid output, R² (:func:`r2_score`) for the identity output.
+        matrix; the argmax's class, for the softmax output) for the sigmoid and softmax
+        outputs, R² (:func:`r2_score`) of h for the identity and exp outputs.
 
         The loss terms are taken from z(L) by the NumPy form of the loss
         (:data:`fastnn.losses.NUMPY_LOSSES`); predictions are those of :func:`predict`.
@@ -157,10 +174,15 @@ class Objective:
         penalized = vec * self._mask
         J = loss_sum / self.m + self.problem.penalty(np.square(penalized).sum())
         if self.regression:
-            return float(J), r2_score(targets.Y, Z, w)
+            with np.errstate(over="ignore"):
+                H = OUTPUT_FUNCTIONS[self.output_activation](Z)
+            return float(J), r2_score(targets.Y, H, w)
         with np.errstate(under="ignore"):
             H = ACTIVATIONS["sigmoid"].forward(Z)
-        if targets.is_matrix:
+        if self.output_activation == "softmax":  # one class per example
+            labels = targets.Y.argmax(axis=1) if targets.is_matrix else targets.labels
+            right = Z.argmax(axis=1) == labels
+        elif targets.is_matrix:
             right = ((H >= 0.5) == targets.Y).all(axis=1)
         elif H.shape[1] == 1:
             right = (H[:, 0] >= 0.5) == targets.labels
@@ -191,6 +213,27 @@ def r2_score(Y, H, w=None):
     return float(scores.mean())
 
 
+def _check_outputs(output_activation, layers):
+    """The softmax output needs K ≥ 2 classes (one unit's softmax is 1 whatever z is)."""
+    if output_activation == "softmax" and layers[-1] < 2:
+        raise ValueError(f"layers: the softmax output needs K >= 2 output units, got "
+                         f"K = {layers[-1]}")
+
+
+def _outputs(implementation, vec, layers, X, activation, output_activation, logits):
+    """h = output(z(L)) of the examples X (z(L) with ``logits``): the sigmoid from the kernels,
+    the other outputs from z(L) by :data:`fastnn.losses.OUTPUT_FUNCTIONS`, row by row (a Dask
+    array's blocks hold whole rows)."""
+    if logits or output_activation == "sigmoid":
+        return implementation.forward(vec, layers, X, activation, logits)
+    Z = implementation.forward(vec, layers, X, activation, True)
+    function = OUTPUT_FUNCTIONS[output_activation]
+    with np.errstate(under="ignore"):
+        if isinstance(Z, np.ndarray):
+            return function(Z)
+        return Z.map_blocks(function, dtype=Z.dtype)
+
+
 def _objective(thetas, X, y, lam, **options):
     layers = check_thetas(thetas)
     dtype = np.result_type(*thetas)
@@ -210,15 +253,16 @@ def cost(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="sigmoid",
     X : array-like of shape (m, s_1)
     y : array-like of shape (m,) or (m, K)
         Integer labels ``0 ... K-1`` (K ≥ 2), a 0/1 vector (K = 1), or a 0/1 matrix; for the
-        identity output, real values ((m,) for K = 1).
+        identity and exp outputs, real values ((m,) for K = 1), ≥ 0 for the exp output.
     lam : float, default 0
         λ ≥ 0.
-    loss : {"cross_entropy", "squared_error"}, default "cross_entropy"
-        ``"squared_error"`` only with the identity output.
-    activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
+    loss : {"cross_entropy", "squared_error", "poisson"}, default "cross_entropy"
+        With the output layer, a pair of :data:`fastnn.losses.OUTPUTS` (see :class:`Objective`).
+    activation : {"sigmoid", "tanh", "relu", "identity"}, default "sigmoid"
         Activation of the hidden layers.
-    output_activation : {"sigmoid", "identity"}, default "sigmoid"
-        The output layer: h = σ(z(L)), or h = z(L) (regression, with ``"squared_error"``).
+    output_activation : {"sigmoid", "softmax", "identity", "exp"}, default "sigmoid"
+        The output layer: h = σ(z(L)), softmax(z(L)) (multinomial cross-entropy, K ≥ 2),
+        z(L) (regression, with ``"squared_error"``) or e^{z(L)} (with ``"poisson"``).
     backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}, default "auto"
         ``"dask"`` computes on the Dask cluster of ``client`` (X and y as Dask arrays chunked
         by rows, or in-memory arrays); see :class:`Objective`.
@@ -265,40 +309,44 @@ def forward(thetas, X, *, activation="sigmoid", output_activation="sigmoid", bac
     thetas : list of ndarray
         ``thetas[l]`` of shape ``(s_{l+2}, s_{l+1} + 1)``.
     X : array-like of shape (m, s_1)
-    activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
-    output_activation : {"sigmoid", "identity"}, default "sigmoid"
+    activation : {"sigmoid", "tanh", "relu", "identity"}, default "sigmoid"
+    output_activation : {"sigmoid", "softmax", "identity", "exp"}, default "sigmoid"
     backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}, default "auto"
         ``"dask"`` takes a Dask array chunked by rows and returns a Dask array.
     logits : bool, default False
-        Return the output layer's pre-activations z(L) instead of h = σ(z(L)).
+        Return the output layer's pre-activations z(L) instead of h.
 
     Returns
     -------
     H : ndarray of shape (m, K)
-        Sigmoid outputs, or z(L) (with ``logits`` or the identity output), in the dtype of
-        ``thetas``.
+        The outputs h (the softmax's rows sum to 1), or z(L) (with ``logits`` or the identity
+        output), in the dtype of ``thetas``.
     """
     layers = check_thetas(thetas)
     vec = pack(thetas)
     check_choice(activation, "activation", ACTIVATIONS)
-    identity = check_choice(output_activation, "output_activation",
-                            OUTPUT_ACTIVATIONS) == "identity"
+    check_choice(output_activation, "output_activation", OUTPUT_ACTIVATIONS)
+    _check_outputs(output_activation, layers)
     implementation = backend_for(backend)
     if not implementation.holds(X):
         X = check_X(X, layers[0], vec.dtype)
-    return implementation.forward(vec, layers, X, activation, logits or identity)
+    return _outputs(implementation, vec, layers, X, activation, output_activation,
+                    logits or output_activation == "identity")
 
 
-def predict(thetas, X, *, activation="sigmoid", backend="auto"):
+def predict(thetas, X, *, activation="sigmoid", output_activation="sigmoid", backend="auto"):
     """Predicted labels: ``argmax_k h_k(x)`` for K ≥ 2, ``[h(x) ≥ 0.5]`` for K = 1.
 
-    Parameters are those of :func:`forward`.
+    Parameters are those of :func:`forward`; ``output_activation`` is ``"sigmoid"`` or
+    ``"softmax"`` (a classifier's).
 
     Returns
     -------
     labels : ndarray of int64, shape (m,)
     """
-    H = forward(thetas, X, activation=activation, backend=backend)
+    check_choice(output_activation, "output_activation", ("sigmoid", "softmax"))
+    H = forward(thetas, X, activation=activation, output_activation=output_activation,
+                backend=backend)
     if H.shape[1] == 1:
         return (H[:, 0] >= 0.5).astype(np.int64)
     return H.argmax(axis=1).astype(np.int64)

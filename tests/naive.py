@@ -20,6 +20,14 @@ ACTIVATIONS = {
 }
 
 
+def softmax(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+OUTPUTS = {"sigmoid": sigmoid, "identity": lambda z: z, "softmax": softmax, "exp": np.exp}
+
+
 def target_matrix(y, K):
     """(m, K) targets: y itself if 2-D, else one-hot labels (K ≥ 2) or the 0/1 column (K = 1)."""
     y = np.asarray(y)
@@ -31,8 +39,8 @@ def target_matrix(y, K):
 
 
 def forward_example(thetas, x, activation="sigmoid", output_activation="sigmoid"):
-    """Lists a(1..L) and z(2..L) (z[0] is None) for one example; a(L) = σ(z(L)), or z(L)
-    itself for the identity output."""
+    """Lists a(1..L) and z(2..L) (z[0] is None) for one example; a(L) = σ(z(L)), or z(L),
+    softmax(z(L)), e^{z(L)} for the identity, softmax and exp outputs."""
     g = ACTIVATIONS[activation][0]
     a, z = [np.asarray(x, float)], [None]
     for l, theta in enumerate(thetas):
@@ -40,7 +48,7 @@ def forward_example(thetas, x, activation="sigmoid", output_activation="sigmoid"
         if l < len(thetas) - 1:
             a.append(g(z[-1]))
         else:
-            a.append(z[-1] if output_activation == "identity" else sigmoid(z[-1]))
+            a.append(OUTPUTS[output_activation](z[-1]))
     return a, z
 
 
@@ -59,7 +67,7 @@ def cost_and_grad(thetas, X, y, lam=0.0, loss="cross_entropy", activation="sigmo
     w = np.ones(m) if sample_weight is None else np.asarray(sample_weight, float)
     W = w.sum()
     K = thetas[-1].shape[0]
-    identity = output_activation == "identity"
+    identity = output_activation in ("identity", "exp")
     Y = np.asarray(y, float).reshape(m, K) if identity else target_matrix(y, K)
     g_prime = ACTIVATIONS[activation][1]
     J = 0.0
@@ -67,7 +75,13 @@ def cost_and_grad(thetas, X, y, lam=0.0, loss="cross_entropy", activation="sigmo
     for i in range(m):
         a, z = forward_example(thetas, X[i], activation, output_activation)
         h, t = a[-1], Y[i]
-        if loss == "cross_entropy":
+        if output_activation == "softmax":  # −Σ t log h; ∂/∂z_k = h_k Σ t − t_k
+            J -= w[i] * np.sum(t * np.log(h))
+            delta = h * t.sum() - t
+        elif loss == "poisson":  # half deviance t log(t/h) − t + h, 0 log 0 = 0
+            J += w[i] * np.sum(np.where(t > 0, t * np.log(np.where(t > 0, t, 1) / h), 0) - t + h)
+            delta = h - t
+        elif loss == "cross_entropy":
             J -= w[i] * np.sum(t * np.log(h) + (1 - t) * np.log(1 - h))
             delta = h - t
         else:

@@ -561,7 +561,9 @@ def test_kernel_choice_follows_its_rule(layers, b, cost_and_grad, expected):
                                                     ([40, 31, 32, 4], False)])
 @pytest.mark.parametrize(("activation", "output_activation", "loss"),
                          [("tanh", "sigmoid", "cross_entropy"),
-                          ("relu", "identity", "squared_error")])
+                          ("relu", "identity", "squared_error"),
+                          ("identity", "softmax", "cross_entropy"),
+                          ("tanh", "exp", "poisson")])
 def test_unit_major_and_row_blocks_match_naive(layers, unit_major, activation,
                                                output_activation, loss):
     """The chunked kernel keeps a block unit-major when every layer after the input has fewer

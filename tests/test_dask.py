@@ -109,6 +109,8 @@ def test_mini_batches_match_one_machine(client, rows):
     (J, grad), (J_ref, grad_ref) = there(fastnn.pack(thetas), rows), here(fastnn.pack(thetas), rows)
     assert J == pytest.approx(J_ref, rel=1e-12)
     np.testing.assert_allclose(grad, grad_ref, rtol=1e-12, atol=1e-12 * np.abs(grad_ref).max())
+    np.testing.assert_allclose(there.forward(fastnn.pack(thetas)),
+                               here.forward(fastnn.pack(thetas)), rtol=1e-12)
 
 
 def test_adam_epoch_matches_one_machine(client):
@@ -209,16 +211,22 @@ def test_training_survives_a_killed_worker():
 
 
 @pytest.mark.parametrize("rows", [None, np.arange(0, 600, 7)])
-@pytest.mark.parametrize("output", ["sigmoid", "identity"])
+@pytest.mark.parametrize("output", ["sigmoid", "identity", "softmax", "exp"])
 def test_weights_and_identity_output_match_one_machine(client, output, rows):
     """Weights (a Dask array chunked unlike X) scaled by the same Σ w as in one process; the
-    identity output with real targets."""
+    identity output with real targets, the softmax output, the exp output with counts: the
+    output reaches the chunks' kernels, and the outputs are the same."""
     layers = [12, 9, 3]
     thetas, X, Y = make_problem(layers, m=600, target="multiclass")
     options = {}
     if output == "identity":
         Y = np.random.default_rng(1).normal(size=(600, 3))
         options = {"loss": "squared_error", "output_activation": "identity"}
+    elif output == "softmax":
+        options = {"output_activation": "softmax"}
+    elif output == "exp":
+        Y = np.random.default_rng(1).poisson(1.5, size=(600, 3)).astype(float)
+        options = {"loss": "poisson", "output_activation": "exp"}
     w = np.random.default_rng(2).integers(0, 4, size=600).astype(float)
     there = fastnn.Objective(layers, da.from_array(X, chunks=(200, 12)),
                              da.from_array(Y, chunks=(150, *Y.shape[1:])), 0.5, backend="dask",
@@ -228,6 +236,8 @@ def test_weights_and_identity_output_match_one_machine(client, output, rows):
     (J, grad), (J_ref, grad_ref) = there(fastnn.pack(thetas), rows), here(fastnn.pack(thetas), rows)
     assert J == pytest.approx(J_ref, rel=1e-12)
     np.testing.assert_allclose(grad, grad_ref, rtol=1e-12, atol=1e-12 * np.abs(grad_ref).max())
+    np.testing.assert_allclose(there.forward(fastnn.pack(thetas)),
+                               here.forward(fastnn.pack(thetas)), rtol=1e-12)
 
 
 @pytest.mark.parametrize(("w", "message"), [

@@ -93,7 +93,8 @@ def test_identity_output_float32_agrees_with_float64(backend, layers):
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
     ({"output_activation": "identity"}, ValueError, "loss: 'cross_entropy' does not go with"),
     ({"output_activation": "softmax", "loss": "squared_error"}, ValueError,
-     "output_activation: expected one of"),
+     "loss: 'squared_error' does not go with"),
+    ({"output_activation": "softplus"}, ValueError, "output_activation: expected one of"),
 ])
 def test_identity_output_bad_choices(kwargs, error, message):
     thetas, X, y = regression_problem([6, 1], m=10)

@@ -41,7 +41,7 @@ from fastnn._jit import FASTMATH
 from fastnn.activations import activate_row, scale_by_derivative_row
 from fastnn.backends._products import _add_dot_products, _add_product
 from fastnn.backends._tuning import BLOCK, NARROW
-from fastnn.losses import loss_term_and_delta
+from fastnn.losses import SOFTMAX_CROSS_ENTROPY, loss_term_and_delta, softmax_terms_and_delta
 
 
 @njit(cache=True)
@@ -239,7 +239,10 @@ def _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output, unit_majo
     loop per example over K = 10 outputs would run mostly in its scalar remainder). No sum is
     in that loop (a sum in order would not vectorize, and the compensated
     arithmetic of exp and log1p forbids reassociation): the terms are summed afterwards,
-    example by example in order, each over k in order, whatever the layout."""
+    example by example in order, each over k in order, whatever the layout. The softmax
+    output's terms are one per example (:func:`fastnn.losses.softmax_terms_and_delta`): its
+    row max, normalizer and δ(L) in passes over the example's K outputs, along the layout's
+    stride."""
     if unit_major:
         K, nb = Z_out.shape
         r_step, k_step = 1, nb
@@ -262,8 +265,12 @@ def _loss_terms(Z_out, d_out, labels, Y, weights, rows, start, output, unit_majo
             else:
                 targets[r * r_step + k * k_step] = 1.0 if labels[i] == k else 0.0
     z, d = Z_out.reshape(n), d_out.reshape(n)
-    for e in range(n):
-        terms[e], d[e] = loss_term_and_delta(z[e], targets[e], output)
+    if output == SOFTMAX_CROSS_ENTROPY:
+        for r in range(nb):
+            softmax_terms_and_delta(z, targets, terms, d, r * r_step, k_step, K)
+    else:
+        for e in range(n):
+            terms[e], d[e] = loss_term_and_delta(z[e], targets[e], output)
     cost = 0.0
     for r in range(nb):
         row_terms = 0.0
