@@ -11,7 +11,14 @@ from itertools import pairwise
 
 import numpy as np
 
-from fastnn._validation import check_dtype, check_layers, check_thetas, check_vector
+from fastnn._validation import (
+    check_choice,
+    check_dtype,
+    check_layers,
+    check_thetas,
+    check_vector,
+)
+from fastnn.activations import ACTIVATIONS
 
 __all__ = ["init_weights", "layers_of", "n_params", "pack", "unpack"]
 
@@ -102,20 +109,35 @@ def pack(thetas):
     return np.concatenate([np.asarray(theta, dtype=dtype).ravel() for theta in thetas])
 
 
-def init_weights(layers, seed=None, dtype=np.float64):
+INITS = ("uniform", "glorot")
+"""The initializations of :func:`init_weights`."""
+
+
+def init_weights(layers, seed=None, dtype=np.float64, *, init="uniform", activation="sigmoid"):
     """Random symmetry-breaking initialization.
 
-    Every entry of Θ(l), bias column included, is drawn uniformly from
-    ``[-ε_init, ε_init)`` with ``ε_init = √6 / √(s_l + s_{l+1})``.
+    ``init="uniform"`` (the seeds'): every entry of Θ(l), bias column included, is drawn
+    uniformly from ``[-ε_init, ε_init)`` with ``ε_init = √6 / √(s_l + s_{l+1})``, row by row
+    of Θ(l).
+
+    ``init="glorot"`` (scikit-learn's MLP): the bound is ``√(f / (s_l + s_{l+1}))`` with
+    f = 2 for the sigmoid hidden activation and f = 6 for the others, and each layer draws its
+    weights as scikit-learn does, W(l)ᵀ of shape (s_l, s_{l+1}) first and then the biases:
+    given a :class:`numpy.random.RandomState` scikit-learn's estimator would hold, the weights
+    are scikit-learn's, bit for bit (in float64).
 
     Parameters
     ----------
     layers : sequence of int
         Layer sizes ``[s_1, ..., s_L]``, ``L >= 2``.
-    seed : None, int or numpy.random.Generator
-        Anything :func:`numpy.random.default_rng` accepts; the same seed gives the same weights.
+    seed : None, int, numpy.random.Generator or numpy.random.RandomState
+        Anything :func:`numpy.random.default_rng` accepts, or a RandomState (drawn from as it
+        is); the same seed gives the same weights.
     dtype : float32 or float64
         The values are drawn in float64 and rounded, so both dtypes hold the same draw.
+    init : {"uniform", "glorot"}, default "uniform"
+    activation : {"sigmoid", "tanh", "relu", "identity"}, default "sigmoid"
+        The hidden layers' activation, which sets f of ``init="glorot"``.
 
     Returns
     -------
@@ -125,10 +147,18 @@ def init_weights(layers, seed=None, dtype=np.float64):
     """
     layers = check_layers(layers)
     dtype = check_dtype(dtype)
-    rng = np.random.default_rng(seed)
+    check_choice(init, "init", INITS)
+    check_choice(activation, "activation", ACTIVATIONS)
+    rng = seed if isinstance(seed, np.random.RandomState) else np.random.default_rng(seed)
+    factor = 2.0 if activation == "sigmoid" else 6.0
     vec = np.empty(n_params(layers), dtype=dtype)
     for theta in views(vec, layers):
         s_next, s_plus_1 = theta.shape
-        eps_init = np.sqrt(6.0) / np.sqrt(s_plus_1 - 1 + s_next)
-        theta[...] = rng.uniform(-eps_init, eps_init, size=theta.shape)
+        if init == "glorot":  # scikit-learn's _init_coef, its expression and its draws
+            bound = np.sqrt(factor / (s_plus_1 - 1 + s_next))
+            theta[:, 1:] = rng.uniform(-bound, bound, (s_plus_1 - 1, s_next)).T
+            theta[:, 0] = rng.uniform(-bound, bound, s_next)
+        else:
+            eps_init = np.sqrt(6.0) / np.sqrt(s_plus_1 - 1 + s_next)
+            theta[...] = rng.uniform(-eps_init, eps_init, size=theta.shape)
     return views(vec, layers)

@@ -1,5 +1,7 @@
 """Layer sizes, packing, views and initialization."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -72,3 +74,49 @@ def test_init_weights_float32_is_the_float64_draw_rounded():
 
 def test_layers_of():
     assert fastnn.layers_of(fastnn.init_weights([4, 3, 2], seed=0)) == [4, 3, 2]
+
+
+def sklearn_initial_weights(layers, activation, random_state):
+    """scikit-learn's initial coefs_ and intercepts_ from ``random_state``, as Θ(l): its MLP's
+    _initialize, as fit calls it (the regressor's: the classifier's needs its fitted labels
+    first; both draw in _init_coef)."""
+    from sklearn.neural_network import MLPRegressor
+
+    estimator = MLPRegressor(hidden_layer_sizes=tuple(layers[1:-1]), activation=activation)
+    estimator._random_state = random_state
+    estimator._initialize(np.zeros((1, layers[-1])), list(layers), np.float64)
+    return [np.column_stack([b, W.T]) for W, b in zip(estimator.coefs_, estimator.intercepts_)]
+
+
+@pytest.mark.parametrize(("activation", "sk_activation"), [("sigmoid", "logistic"),
+                                                          ("relu", "relu"), ("tanh", "tanh"),
+                                                          ("identity", "identity")])
+@pytest.mark.parametrize("layers", [[5, 3], [6, 7, 4], [6, 9, 5, 3]])
+def test_glorot_init_is_sklearns(layers, activation, sk_activation):
+    """From the same RandomState, init="glorot" draws scikit-learn's weights bit for bit:
+    bounds √(2 / (s_l + s_{l+1})) for the sigmoid (its "logistic"), √(6 / ...) otherwise,
+    the weights and then the biases of each layer."""
+    thetas = fastnn.init_weights(layers, seed=np.random.RandomState(4), init="glorot",
+                                 activation=activation)
+    expected = sklearn_initial_weights(layers, sk_activation, np.random.RandomState(4))
+    for theta, theta_sk in zip(thetas, expected):
+        np.testing.assert_array_equal(theta, theta_sk)
+    uniform = fastnn.init_weights(layers, seed=np.random.RandomState(4))
+    assert not np.array_equal(uniform[0], expected[0])
+
+
+@pytest.mark.parametrize(("activation", "factor"), [("sigmoid", 2.0), ("tanh", 6.0)])
+def test_glorot_init_bounds(activation, factor):
+    thetas = fastnn.init_weights(LAYERS, seed=0, init="glorot", activation=activation)
+    for theta, (s, s_next) in zip(thetas, [(400, 25), (25, 10)]):
+        bound = np.sqrt(factor / (s + s_next))
+        assert bound * 0.95 < np.abs(theta).max() <= bound
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"init": "he"}, "init: expected one of ['glorot', 'uniform'], got 'he'"),
+    ({"activation": "logistic"}, "activation: expected one of"),
+])
+def test_init_weights_rejects(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        fastnn.init_weights([3, 2], **kwargs)
