@@ -65,6 +65,18 @@ def test_in_memory_arrays_are_distributed(client):
                                fastnn.forward(thetas, X), rtol=1e-12)
 
 
+@pytest.mark.parametrize("output", ["softmax", "exp"])
+def test_forward_of_a_dask_array_applies_the_output(client, output):
+    """The outputs of a Dask array stay a Dask array, each block of rows taken through the
+    output layer: softmax rows (summing to 1) or e^z, as in one process."""
+    thetas, X, _ = make_problem([6, 5, 3], m=300, target="multiclass")
+    H = fastnn.forward(thetas, da.from_array(X, chunks=(70, 6)), output_activation=output,
+                       backend="dask")
+    assert isinstance(H, da.Array)
+    np.testing.assert_allclose(H.compute(), fastnn.forward(thetas, X, output_activation=output),
+                               rtol=1e-12)
+
+
 def test_lbfgs_fit_matches_one_machine(client):
     layers = [12, 9, 4]
     thetas, X, Y, X_dask, Y_dask = dask_problem(layers, 1500, "multiclass", 400)
