@@ -339,6 +339,18 @@ def test_verbose_prints_scikit_learns_lines(blobs, capsys):
     assert all(line.startswith(f"Iteration {i + 1}, loss = ") for i, line in enumerate(lines))
 
 
+@pytest.mark.parametrize("learning_rate", ["constant", "adaptive"])
+def test_verbose_says_why_training_stopped_as_scikit_learn(blobs, capsys, learning_rate):
+    X, y = blobs
+    kwargs = {"hidden_layer_sizes": (4,), "solver": "sgd", "learning_rate": learning_rate,
+              "tol": 1e3, "n_iter_no_change": 2, "max_iter": 100, "verbose": True}
+    MLPClassifier(**kwargs).fit(X, y)
+    ours = capsys.readouterr().out.splitlines()[-1]
+    neural_network.MLPClassifier(**kwargs).fit(X, y)
+    assert ours == capsys.readouterr().out.splitlines()[-1]
+    assert ours.endswith("Stopping.")
+
+
 def test_diverging_is_a_value_error(blobs):
     X, y = blobs
     clf = MLPClassifier(hidden_layer_sizes=(5,), solver="sgd", learning_rate_init=1e300)

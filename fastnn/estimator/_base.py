@@ -320,6 +320,14 @@ class _BaseMLP(BaseEstimator):
             print(f"Validation score: {record['val_score']:f}")
         return False
 
+    def _stopping_message(self, stopped, optimizer):
+        """``verbose``: scikit-learn's line when sgd or adam stop for lack of improvement."""
+        what = ("Validation score" if stopped == "early_stopping" else "Training loss")
+        small = (" Learning rate too small." if getattr(optimizer, "schedule", None)
+                 == "adaptive" else "")
+        return (f"{what} did not improve more than tol={self.tol:f} for "
+                f"{self.n_iter_no_change} consecutive epochs.{small} Stopping.")
+
     def _fit(self, X, y, sample_weight, max_iter, warm, keep_optimizer, validation_data=None):
         """Train from the previous weights (``warm``) or new ones; ``validation_data`` is
         ``(X_val, y_val, w_val)`` or None."""
@@ -370,6 +378,9 @@ class _BaseMLP(BaseEstimator):
         self._optimizer = result.optimizer
         self._set_fitted(result.theta, layers, result.history, result.best_loss, warm,
                          objective.m)
+        if (self.verbose and stochastic
+                and result.history.stopped in ("converged", "early_stopping")):
+            print(self._stopping_message(result.history.stopped, result.optimizer))
         if result.history.stopped == "max_iter" and max_iter > 1:
             warnings.warn(f"{self.solver}: max_iter={max_iter} reached before convergence; "
                           "raise max_iter or tol", ConvergenceWarning, stacklevel=3)
