@@ -177,7 +177,7 @@ def train_command(args):
     estimator = (MLPRegressor if regression else MLPClassifier)(
         hidden_layer_sizes=tuple(args.hidden), alpha=args.alpha, solver=args.solver,
         learning_rate_init=args.lr, max_iter=args.max_iter, batch_size=args.batch_size,
-        backend=backend, dtype=args.dtype, random_state=args.seed, verbose=not args.quiet,
+        backend=backend, dtype=args.dtype, random_state=args.seed, progress=not args.quiet,
     )
     from sklearn.exceptions import ConvergenceWarning
 

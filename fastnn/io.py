@@ -74,10 +74,15 @@ FIELDS = {
     "validation_scores": (False, lambda v: v is None or _is_curve(v), "a list of numbers or null"),
     "optimizer": (False, lambda v: v is None or isinstance(v, dict), "an object or null"),
     "input_scaling": (False, lambda v: v is None, "null"),
+    "output_activation": (False, lambda v: isinstance(v, str), "an activation name"),
+    "t": (False, lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "best_validation_score": (False, lambda v: v is None or _is_number(v), "a number or null"),
 }
 """The metadata fields: whether each is required, and how it is checked on reading. Files
 written before ``estimator``, ``loss_curve``, ``best_loss``, ``validation_scores`` and
-``optimizer`` existed hold a classifier and read as one. ``input_scaling`` is no longer
+``optimizer`` existed hold a classifier and read as one; those written before
+``output_activation``, ``t`` and ``best_validation_score`` read with the defaults of their
+time (see :mod:`fastnn.estimator._model_file`). ``input_scaling`` is no longer
 written (fastnn scales no inputs); older files have it null."""
 
 

@@ -100,6 +100,15 @@ class GradientDescent:
     def __getstate__(self):
         return {**self.__dict__, "_work": None}
 
+    def iteration_ends(self, samples_seen):
+        """Called after every epoch with the examples seen so far (``t_``): the rules with a
+        learning-rate schedule update α here; the others keep it."""
+
+    def trigger_stopping(self):
+        """Called when training would stop for lack of improvement: True to stop, False to go
+        on (the "adaptive" schedule lowers α instead)."""
+        return True
+
     def update(self, theta, grad, out, parallel=False):
         """Write θ + step into ``out`` (shape and dtype of θ; may be θ itself); ``parallel``:
         over Numba's threads (when nothing else, such as BLAS's threads, is busy on them)."""
@@ -135,14 +144,33 @@ class GradientDescent:
 
 
 class Momentum(GradientDescent):
-    STATE = ("velocity",)
-    SETTINGS = ("momentum", "nesterov")
+    """sgd with momentum, and scikit-learn's learning-rate schedules (``schedule``):
+    "constant"; "invscaling", α := α₀ / (t + 1)^``power_t`` after every epoch, t the examples
+    seen; "adaptive", α := α / 5 each time training would stop for lack of improvement, until
+    α ≤ ``MIN_ADAPTIVE_RATE`` (scikit-learn's ``SGDOptimizer``)."""
 
-    def __init__(self, n_params, learning_rate, dtype=np.float64, momentum=0.9, nesterov=True):
+    STATE = ("velocity",)
+    SETTINGS = ("momentum", "nesterov", "schedule", "power_t")
+
+    def __init__(self, n_params, learning_rate, dtype=np.float64, momentum=0.9, nesterov=True,
+                 schedule="constant", power_t=0.5):
         super().__init__(n_params, learning_rate, dtype)
         self.momentum = momentum
         self.nesterov = nesterov
+        self.learning_rate_init = learning_rate
+        self.schedule = schedule
+        self.power_t = power_t
         self.velocity = np.zeros(n_params, self.dtype)
+
+    def iteration_ends(self, samples_seen):
+        if self.schedule == "invscaling":
+            self.learning_rate = self.learning_rate_init / (samples_seen + 1) ** self.power_t
+
+    def trigger_stopping(self):
+        if self.schedule != "adaptive" or self.learning_rate <= MIN_ADAPTIVE_RATE:
+            return True
+        self.learning_rate /= 5.0
+        return False
 
     def update(self, theta, grad, out, parallel=False):
         self.t += 1
@@ -153,6 +181,7 @@ class Momentum(GradientDescent):
 
 class Adam(GradientDescent):
     STATE = ("first", "second")
+    SETTINGS = ("beta_1", "beta_2", "epsilon")
 
     def __init__(self, n_params, learning_rate, dtype=np.float64, beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8):
@@ -176,10 +205,17 @@ OPTIMIZERS = {"gd": GradientDescent, "sgd": Momentum, "adam": Adam}
 iterations)."""
 
 
+MIN_ADAPTIVE_RATE = 1e-6
+"""The "adaptive" schedule stops training when α is at or below this (scikit-learn's rule)."""
+
+
 def make_optimizer(solver, n_params, learning_rate, momentum=0.9, nesterov=True,
-                   dtype=np.float64):
+                   dtype=np.float64, *, schedule="constant", power_t=0.5, beta_1=0.9,
+                   beta_2=0.999, epsilon=1e-8):
     """A fresh step rule of ``solver`` for P = ``n_params`` parameters of ``dtype``; of the
-    solver settings, each rule takes those it names in ``SETTINGS`` (sgd: μ and Nesterov's)."""
+    solver settings, each rule takes those it names in ``SETTINGS`` (sgd: μ, Nesterov's and
+    the learning-rate schedule; adam: β₁, β₂, ε)."""
     rule = OPTIMIZERS[solver]
-    settings = {"momentum": momentum, "nesterov": nesterov}
+    settings = {"momentum": momentum, "nesterov": nesterov, "schedule": schedule,
+                "power_t": power_t, "beta_1": beta_1, "beta_2": beta_2, "epsilon": epsilon}
     return rule(n_params, learning_rate, dtype, **{name: settings[name] for name in rule.SETTINGS})

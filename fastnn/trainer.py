@@ -36,10 +36,11 @@ for ``n_iter_no_change`` epochs); a run that is learning does not end up a milli
 where it started."""
 
 
-class TrainingDiverged(FloatingPointError):
+class TrainingDiverged(FloatingPointError, ValueError):
     """The cost became NaN or infinite, or rose past ``DIVERGENCE_RATIO`` times its first
     value; ``theta`` holds the last parameters with a finite cost in the first case, the best
-    ones so far in the second."""
+    ones so far in the second. Also a ValueError, what scikit-learn's MLP raises for
+    non-finite weights, so that code catching that catches this."""
 
     def __init__(self, message, theta, history):
         super().__init__(message)
@@ -129,7 +130,9 @@ class _Monitor:
         # The monitored score: the validation score with early stopping, else −J.
         score = record["val_score"] if self.early_stopping else -record["cost"]
         self.best_loss = min(self.best_loss, record["cost"])
-        if score > self.best_score + self.tol:
+        # scikit-learn's rule: an epoch improves when the score gains at least tol over the
+        # best so far, and training stops after more than n_iter_no_change that do not.
+        if score >= self.best_score + self.tol:
             self.no_improvement = 0
         else:
             self.no_improvement += 1
@@ -138,7 +141,7 @@ class _Monitor:
             self.best_theta = theta  # copied by before_write when θ is about to change
         if any(callback(record) for callback in self.callbacks):
             return "callback"
-        if self.n_iter_no_change and self.no_improvement >= self.n_iter_no_change:
+        if self.n_iter_no_change and self.no_improvement > self.n_iter_no_change:
             return "early_stopping" if self.early_stopping else "converged"
         return None
 
@@ -219,7 +222,8 @@ class _Sigint:
 def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200,
           batch_size=200, momentum=0.9, nesterov=True, tol=1e-4, n_iter_no_change=10,
           validation=None, early_stopping=False, callbacks=(), verbose=False,
-          random_state=None, optimizer_state=None, out=None):
+          random_state=None, optimizer_state=None, out=None, shuffle=True, max_fun=None,
+          samples_seen=0):
     """Minimize ``objective`` from ``theta``.
 
     Parameters
@@ -244,11 +248,13 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
         The full-batch solvers stop when the largest component of ∇J is at most ``tol`` (for
         L-BFGS too, as SciPy's ``gtol``). For sgd and adam, see
         ``n_iter_no_change``.
-    n_iter_no_change : int
+    n_iter_no_change : int or float
         sgd and adam stop when the monitored score (the validation score with
-        ``early_stopping``, else −J) has not improved by ``tol`` for ``n_iter_no_change``
-        consecutive epochs; 0 disables this. As in scikit-learn, it does not apply to the
-        full-batch solvers.
+        ``early_stopping``, else −J) has not improved by at least ``tol`` for more than
+        ``n_iter_no_change`` consecutive epochs (scikit-learn's count); 0 or ``np.inf``
+        disables this. The step rule's :meth:`~fastnn.optim.GradientDescent.trigger_stopping`
+        may go on instead (sgd's "adaptive" schedule: α / 5). As in scikit-learn, it does not
+        apply to the full-batch solvers.
     validation : fastnn.Objective, optional
         Held-out data; its cost and score are recorded every iteration.
     early_stopping : bool
@@ -261,12 +267,22 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     random_state : None, int or numpy.random.Generator
         Shuffling of the mini-batches.
     optimizer_state : object, optional
-        A step rule from a previous call to continue (``partial_fit``); it is returned in
-        ``result.optimizer``.
+        A step rule (:func:`fastnn.optim.make_optimizer`) to step with, fresh or from a
+        previous call to continue (``partial_fit``); it is returned in ``result.optimizer``.
+        By default a fresh one of ``solver`` with ``learning_rate``, ``momentum`` and
+        ``nesterov``.
     out : ndarray of shape (P,), optional
         Where training writes the parameters, returned as ``result.theta``: C-contiguous,
         writeable, of the objective's dtype; ``theta`` itself to train in place (as the
         estimators do). A new array by default.
+    shuffle : bool
+        sgd and adam: draw each epoch's mini-batches in a new random order; False takes the
+        rows in order.
+    max_fun : int, optional
+        L-BFGS's limit on evaluations of J (see :func:`fastnn.lbfgs.lbfgs`).
+    samples_seen : int
+        Examples seen before this run (``t_`` of the estimators), for sgd's "invscaling"
+        schedule; the count goes up by m every epoch.
 
     Returns
     -------
@@ -314,7 +330,7 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
         optimizer = None
         try:
             if solver == "lbfgs":
-                stopped = _run_lbfgs(objective, theta, max_iter, tol, monitor, sigint)
+                stopped = _run_lbfgs(objective, theta, max_iter, tol, monitor, sigint, max_fun)
             else:
                 optimizer = (optimizer_state.astype(objective.dtype) if optimizer_state is not None
                              else make_optimizer(solver, objective.n_params, learning_rate,
@@ -322,7 +338,8 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
                 stopped = _run_steps(objective, theta, optimizer, batch, max_iter,
                                      random_state, monitor, sigint,
                                      gtol=None if stochastic else tol,
-                                     parallel=backend.parallel_updates)
+                                     parallel=backend.parallel_updates,
+                                     shuffle=shuffle, samples_seen=samples_seen)
         except _Interrupted:
             stopped = "interrupted"
         except (KeyboardInterrupt, SystemError) as error:
@@ -362,7 +379,7 @@ def train(objective, theta, *, solver="lbfgs", learning_rate=0.001, max_iter=200
     return monitor.result(stopped, theta, optimizer)
 
 
-def _run_lbfgs(objective, theta, max_iter, tol, monitor, sigint):
+def _run_lbfgs(objective, theta, max_iter, tol, monitor, sigint, max_fun=None):
     stop = []
 
     def callback(x, J):
@@ -381,7 +398,7 @@ def _run_lbfgs(objective, theta, max_iter, tol, monitor, sigint):
             raise _Diverged
         return J, grad
 
-    result = lbfgs(guarded, theta, max_iter, tol, callback)
+    result = lbfgs(guarded, theta, max_iter, tol, callback, max_fun=max_fun)
     if stop:
         return stop[0]
     monitor.before_write(theta)
@@ -401,7 +418,7 @@ def _lbfgs_reason(result, max_iter):
 
 
 def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monitor, sigint,
-               gtol, parallel):
+               gtol, parallel, shuffle=True, samples_seen=0):
     """Steps of ``optimizer`` over batches of ``batch`` rows, ``max_iter`` epochs; with ``gtol``
     (gd), stop when the largest component of the full-batch gradient is at most ``gtol``. The
     updates run over Numba's threads (``parallel``) with the parallel kernels only: next to
@@ -419,10 +436,11 @@ def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monit
     current, (spare, grad) = theta, optimizer.work_arrays(theta.shape[0])
     try:
         for _ in range(max_iter):
-            order = rng.permutation(m) if batch < m else None
+            order = rng.permutation(m) if batch < m and shuffle else None
             total = 0.0
             for start in range(0, m, batch):
-                rows = None if order is None else np.sort(order[start:start + batch])
+                rows = (None if batch == m else np.arange(start, min(start + batch, m))
+                        if order is None else np.sort(order[start:start + batch]))
                 J, _ = objective(current, rows=rows, out=grad)
                 if not np.isfinite(J):
                     return _keep_last_finite(monitor)
@@ -441,6 +459,12 @@ def _run_steps(objective, theta, optimizer, batch, max_iter, random_state, monit
             reason = monitor.record(monitor.last_finite if batch == m else current, total / m)
             if reason == "diverged":
                 return _keep_last_finite(monitor)
+            samples_seen += m
+            optimizer.iteration_ends(samples_seen)
+            if (reason in ("converged", "early_stopping") and gtol is None
+                    and not optimizer.trigger_stopping()):
+                monitor.no_improvement = 0
+                reason = None
             if reason is not None:
                 return reason
         return "max_iter"

@@ -258,7 +258,7 @@ def test_loaded_model_continues_partial_fit_exactly(tmp_path, solver, dtype):
     loaded.partial_fit(X, y)
     for theta, theta_loaded in zip(straight.thetas_, loaded.thetas_):
         assert np.array_equal(theta, theta_loaded)
-    assert loaded.n_iter_ == len(loaded.loss_curve_) == 2
+    assert loaded.n_iter_ == 1 and len(loaded.loss_curve_) == 2  # n_iter_: the last call
     assert loaded.loss_curve_ == straight.loss_curve_
     assert loaded.best_loss_ == straight.best_loss_
 
@@ -271,7 +271,7 @@ def test_loaded_model_continues_with_warm_start(tmp_path, fitted):
     assert loaded.loss_curve_ == clf.loss_curve_ and loaded.n_iter_ == clf.n_iter_
     assert loaded.best_loss_ == clf.best_loss_
     loaded.set_params(warm_start=True, max_iter=5).fit(X, labels)
-    assert loaded.n_iter_ == len(loaded.loss_curve_) == clf.n_iter_ + 5
+    assert loaded.n_iter_ == 5 and len(loaded.loss_curve_) == clf.n_iter_ + 5
     assert loaded.loss_curve_[:clf.n_iter_] == clf.loss_curve_
 
 

@@ -129,8 +129,8 @@ def test_pipeline_cross_val_and_grid_search(small):
 
 def test_bad_parameters():
     X, y = make_friedman1(n_samples=30, random_state=0)
-    with pytest.raises(TypeError, match="loss"):
-        MLPRegressor(loss="squared_error")  # not a parameter: the regressor's loss is fixed
+    with pytest.raises(ValueError, match="^The 'loss' parameter of MLPRegressor must be"):
+        MLPRegressor(loss="cross_entropy").fit(X, y)
     with pytest.raises(ValueError, match="^The 'solver' parameter of MLPRegressor must be"):
         MLPRegressor(solver="newton").fit(X, y)
     assert not hasattr(MLPRegressor(solver="lbfgs"), "partial_fit")
@@ -219,7 +219,7 @@ def test_partial_fit_continues(small, solver):
     first = reg.loss_curve_[-1]
     for _ in range(20):
         reg.partial_fit(X, y, sample_weight=w)
-    assert reg.n_iter_ == 21 and len(reg.loss_curve_) == 21
+    assert reg.n_iter_ == 1 and len(reg.loss_curve_) == 21  # n_iter_: the last call
     assert reg.loss_curve_[-1] < first
     with pytest.raises(ValueError, match=r"^y: expected 1 target column\(s\)"):
         reg.partial_fit(X, np.column_stack([y, y]))
@@ -232,7 +232,7 @@ def test_warm_start_continues(small):
     reg.fit(X, y)
     first = [theta.copy() for theta in reg.thetas_]
     reg.fit(X, y)
-    assert reg.n_iter_ == 20 and len(reg.loss_curve_) == 20
+    assert reg.n_iter_ == 10 and len(reg.loss_curve_) == 20  # n_iter_: the last fit
     assert not np.array_equal(first[0], reg.thetas_[0])
     with pytest.raises(ValueError, match=r"^y: expected 1 target column\(s\), as in the first"):
         reg.fit(X, np.column_stack([y, y]))
@@ -302,7 +302,7 @@ def test_loaded_model_continues_partial_fit_exactly(tmp_path, small, solver):
     loaded.partial_fit(X, y)
     for theta, theta_loaded in zip(straight.thetas_, loaded.thetas_, strict=True):
         assert np.array_equal(theta, theta_loaded)
-    assert loaded.n_iter_ == len(loaded.loss_curve_) == 2
+    assert loaded.n_iter_ == 1 and len(loaded.loss_curve_) == 2
     assert loaded.loss_curve_ == straight.loss_curve_
     assert loaded.best_loss_ == straight.best_loss_
 
@@ -314,7 +314,7 @@ def test_loaded_model_continues_with_warm_start(tmp_path, fitted, small):
     loaded = fastnn.load(tmp_path / "m.npz")
     assert loaded.loss_curve_ == reg.loss_curve_ and loaded.n_iter_ == reg.n_iter_
     loaded.set_params(warm_start=True, max_iter=5).fit(X, y)
-    assert loaded.n_iter_ == len(loaded.loss_curve_) == reg.n_iter_ + 5
+    assert loaded.n_iter_ == 5 and len(loaded.loss_curve_) == reg.n_iter_ + 5
     assert loaded.loss_curve_[:reg.n_iter_] == reg.loss_curve_
 
 
@@ -350,7 +350,7 @@ def _binary_with_classes(arrays, metadata):
      "metadata field 'target': expected 'continuous' for an MLPRegressor"),
     ("regressor", _set("target", "ordinal"), "metadata field 'target': expected one of"),
     ("regressor", _set("loss", "cross_entropy"),
-     "metadata field 'loss': expected 'squared_error' for an MLPRegressor"),
+     "The 'loss' parameter of MLPRegressor must be"),
     ("regressor", _add_classes, "array 'classes': a model of continuous targets has none"),
     ("regressor", _set("estimator", "MLPClassifier"),
      "metadata field 'target': expected a class target for an MLPClassifier"),

@@ -1,6 +1,5 @@
 """The training loop: solvers, history, early stopping, callbacks, interrupt, divergence."""
 
-import functools
 import pickle
 import re
 import warnings
@@ -210,12 +209,10 @@ def test_lbfgs_that_converges_reports_its_reason(problem):
     assert np.abs(objective(result.theta)[1]).max() <= 1e-3
 
 
-def test_lbfgs_at_its_evaluation_limit_warns(problem, monkeypatch):
+def test_lbfgs_at_its_evaluation_limit_warns(problem):
     objective, _, theta0 = problem
-    monkeypatch.setattr(fastnn.trainer, "lbfgs", functools.partial(fastnn.trainer.lbfgs,
-                                                                   max_fun=3))
     with pytest.warns(ConvergenceWarning, match=r"\(max_fun\)"):
-        result = train(objective, theta0, solver="lbfgs", max_iter=50)
+        result = train(objective, theta0, solver="lbfgs", max_iter=50, max_fun=3)
     assert result.history.stopped == "max_fun"
 
 
@@ -241,7 +238,9 @@ def test_n_iter_no_change_stops_the_mini_batch_solvers(problem, solver):
     objective, _, theta0 = problem
     result = train(objective, theta0, solver=solver, learning_rate=0.01, max_iter=12,
                    n_iter_no_change=2, tol=1e3, random_state=0)
-    assert len(result.history) == 3 and result.history.stopped == "converged"
+    # scikit-learn's count: the first epoch improves on nothing, and training stops after
+    # more than n_iter_no_change epochs without improvement (the 4th).
+    assert len(result.history) == 4 and result.history.stopped == "converged"
 
 
 def test_gd_stops_at_a_small_gradient(problem):
@@ -323,8 +322,9 @@ def test_update_rules_are_the_table(solver):
 
 @pytest.mark.parametrize(("solver", "rule", "settings"), [
     ("gd", "GradientDescent", {}),
-    ("sgd", "Momentum", {"momentum": 0.5, "nesterov": False}),
-    ("adam", "Adam", {}),
+    ("sgd", "Momentum", {"momentum": 0.5, "nesterov": False, "schedule": "constant",
+                         "power_t": 0.5}),
+    ("adam", "Adam", {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}),
 ])
 def test_every_solver_is_in_the_registry_with_its_settings(solver, rule, settings):
     made = fastnn.optim.make_optimizer(solver, 50, 0.01, momentum=0.5, nesterov=False)

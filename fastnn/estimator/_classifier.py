@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import column_or_1d
 
 from fastnn.estimator._base import _BaseMLP, _has_stochastic_solver
@@ -25,84 +25,132 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default (100,)
+    hidden_layer_sizes : int or tuple of int, default (100,)
         Units of each hidden layer, s_2 ... s_{L-1}.
+    activation : {"logistic", "sigmoid", "tanh", "relu"}, default "logistic"
+        Activation of the hidden layers (the values of :data:`fastnn.activations.ACTIVATIONS`,
+        with scikit-learn's name ``"logistic"`` for the sigmoid). The default is the sigmoid,
+        not scikit-learn's ReLU.
+    solver : {"lbfgs", "gd", "sgd", "adam"}, default "adam"
+        ``"gd"``, full-batch gradient descent, is fastnn's own.
     alpha : float, default 1e-4
         λ, the L2 penalty ``(λ/2m) Σ Θ²`` on all but the bias weights.
-    solver : {"lbfgs", "gd", "sgd", "adam"}, default "adam"
-    learning_rate_init : float, default 1e-3
-        α of gd, sgd and adam.
     batch_size : int or "auto", default "auto"
         Mini-batch size of sgd and adam; "auto" is ``min(200, m)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        sgd's schedule, as scikit-learn's: "invscaling" sets α = α₀ / (t_ + 1)^power_t after
+        every epoch; "adaptive" divides α by 5 when training would stop for lack of
+        improvement, and stops once α ≤ 1e-6.
+    learning_rate_init : float, default 1e-3
+        α₀ of gd, sgd and adam.
+    power_t : float, default 0.5
+        The exponent of "invscaling".
     max_iter : int, default 200
         Iterations (lbfgs, gd) or epochs (sgd, adam).
+    shuffle : bool, default True
+        sgd and adam: draw each epoch's mini-batches in a new random order.
+    random_state : None, int, numpy.random.RandomState or numpy.random.Generator
+        Initial weights, mini-batch order and the early-stopping split. A model file stores
+        None or an int; save refuses the others (their repr would not give them back).
     tol : float, default 1e-4
         lbfgs and gd stop when the largest component of the gradient is at most ``tol``; for
-        sgd and adam, the improvement below which an epoch counts as none (see
+        sgd and adam, the improvement an epoch needs to count as one (see
         ``n_iter_no_change``).
-    early_stopping : bool, default False
-        For sgd and adam (as in scikit-learn): hold out ``validation_fraction`` of the training
-        data (stratified, with their weights), stop when its accuracy has not improved by
-        ``tol`` for ``n_iter_no_change`` epochs, and keep the best parameters.
-    validation_fraction : float, default 0.1
-    n_iter_no_change : int, default 10
-        Epochs without improvement after which sgd and adam stop; 0 never stops them early.
-        Like scikit-learn's, it does not apply to lbfgs and gd.
+    verbose : bool or int, default False
+        Print scikit-learn's ``Iteration N, loss = ...`` line after every iteration (and the
+        validation score under early stopping).
+    warm_start : bool, default False
+        ``fit`` continues from the previous fit's weights (the targets must have the same
+        classes or columns).
     momentum : float, default 0.9
     nesterovs_momentum : bool, default True
-    random_state : None, int or numpy.random.Generator
-        Initial weights, mini-batch order and the early-stopping split. A model file stores
-        None or an int; save refuses a Generator (its repr would not give it back).
-    verbose : bool, default False
-        Show a progress bar (on a terminal).
-    warm_start : bool, default False
-        Continue from the previous fit's weights.
+    early_stopping : bool, default False
+        For sgd and adam (as in scikit-learn): hold out ``validation_fraction`` of the training
+        data (with their weights), stop when its score has not improved by ``tol`` for more
+        than ``n_iter_no_change`` epochs, and keep the best parameters. Refused by
+        ``partial_fit``.
+    validation_fraction : float in [0, 1), default 0.1
+        0 only without early stopping.
+    beta_1, beta_2, epsilon : float, default 0.9, 0.999, 1e-8
+        adam's β₁, β₂ and ε.
+    n_iter_no_change : int or numpy.inf, default 10
+        sgd and adam stop after more than this many epochs without improvement
+        (scikit-learn's count); 0 or ``np.inf`` never stops them early. Like scikit-learn's,
+        it does not apply to lbfgs and gd.
+    max_fun : int, default 15000
+        lbfgs's limit on evaluations of J.
     backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}, default "auto"
         ``"dask"``: ``fit`` leaves X, y and the weights (Dask arrays chunked by rows) on the
         workers of Dask's default client and computes every cost and gradient there (see
         :mod:`fastnn.backends._dask`); ``predict`` on a Dask array returns a Dask array.
+    dtype : None, "float32", "float64" or the NumPy type or dtype of one of them, default None
+        The model's float type; None keeps float32 X in float32 (as scikit-learn does) and
+        trains anything else in float64.
+    progress : bool, default False
+        Show a progress bar (on a terminal).
     loss : {"cross_entropy", "squared_error"}, default "cross_entropy"
-    activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
-        Activation of the hidden layers; the output layer is the sigmoid.
-    dtype : {"float64", "float32"}, default "float64"
+        fastnn's own: the loss of the sigmoid outputs.
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
+    coefs_ : list of ndarray
+        W(l) of shape (s_l, s_{l+1}), scikit-learn's layout: views ``Θ(l)[:, 1:].T`` of
+        ``thetas_``. Assigning a list of arrays of these shapes to a fitted estimator writes
+        them into Θ, where ``partial_fit`` and a warm ``fit`` continue.
+    intercepts_ : list of ndarray
+        b(l) of shape (s_{l+1},): views ``Θ(l)[:, 0]``; assignable as ``coefs_``.
     thetas_ : list of ndarray
-        Θ(l) of shape ``(s_{l+1}, s_l + 1)``, acting on the raw inputs given to ``fit``.
+        Θ(l) of shape ``(s_{l+1}, s_l + 1)``, bias in column 0, acting on the raw inputs.
+    n_layers_ : int
+        L, the layers counting the input and the output.
+    n_outputs_ : int
+        K, the output units.
+    out_activation_ : str
+        ``"logistic"``: one sigmoid unit per class (one for binary targets) or label.
+    loss_ : float
+        The last iteration's training cost.
     loss_curve_ : list of float
-        The training cost after every iteration or epoch (every solver, L-BFGS included).
+        The training cost after every iteration or epoch (every solver, L-BFGS included),
+        over all the fits since the weights were made.
     n_iter_ : int
-    best_loss_ : float
-    validation_scores_ : list of float
+        Iterations of the last fit (1 for a ``partial_fit``), as scikit-learn counts.
+    t_ : int
+        Training examples seen since the weights were made (0 for lbfgs).
+    best_loss_ : float or None
+        The lowest training cost; None under early stopping.
+    validation_scores_ : list of float or None
         Validation accuracy (weighted, with weights) per epoch, when ``early_stopping`` (sgd,
-        adam).
+        adam); None without.
+    best_validation_score_ : float or None
+        Their best; None without early stopping.
     history_ : fastnn.trainer.History
         Every iteration's record of the last fit (cost, time, validation cost and accuracy);
         not kept in model files.
     n_features_in_ : int
     """
 
-    _output_activation = "sigmoid"
     _parameter_constraints: ClassVar[dict] = {
         **_BaseMLP._parameter_constraints,
         "loss": [StrOptions(set(LOSSES))],
     }
 
-    def __init__(self, hidden_layer_sizes=(100,), alpha=1e-4, solver="adam",
-                 learning_rate_init=1e-3, batch_size="auto", max_iter=200, tol=1e-4,
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 momentum=0.9, nesterovs_momentum=True, random_state=None, verbose=False,
-                 warm_start=False, backend="auto", loss="cross_entropy", activation="sigmoid",
-                 dtype="float64"):
+    def __init__(self, hidden_layer_sizes=(100,), activation="logistic", *, solver="adam",
+                 alpha=1e-4, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=1e-3, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 backend="auto", dtype=None, progress=False, loss="cross_entropy"):
         super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, alpha=alpha, solver=solver,
-            learning_rate_init=learning_rate_init, batch_size=batch_size, max_iter=max_iter,
-            tol=tol, early_stopping=early_stopping, validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change, momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum, random_state=random_state, verbose=verbose,
-            warm_start=warm_start, backend=backend, activation=activation, dtype=dtype)
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, backend=backend, dtype=dtype, progress=progress)
         self.loss = loss
 
     def __sklearn_tags__(self):
@@ -113,6 +161,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     @property
     def _loss(self):
         return self.loss
+
+    def _output_activation(self):
+        """The output layer for the targets just encoded, by fastnn's name: the sigmoid, one
+        unit per class (one for binary targets) or label. The one place that decides it."""
+        return "sigmoid"
 
     # -- targets -----------------------------------------------------------------------------
 
@@ -162,9 +215,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._backend.encode(y, self.classes_)
 
     def _stratify(self, y):
-        """Stratify by class, unless multi-label or a class has fewer than 2 examples."""
-        stratifiable = not self._multilabel and np.bincount(y).min(initial=2) >= 2
-        return y if stratifiable else None
+        """scikit-learn's rule: stratify when the network has one output (binary targets),
+        not otherwise; a class of one example then makes the split raise ValueError."""
+        return y if self._n_outputs == 1 else None
+
+    def _check_warm_targets(self, y):
+        """A warm ``fit`` needs y to have exactly the classes of the previous fit (the output
+        layer is theirs), as scikit-learn's."""
+        if self._multilabel:
+            return
+        classes = unique_labels(y)
+        if set(classes) != set(self.classes_):
+            raise ValueError("warm_start can only be used where `y` has the same classes as "
+                             f"in the previous call to fit. Previously got {self.classes_}, "
+                             f"`y` has {classes}")
 
     @property
     def _n_outputs(self):
@@ -197,6 +261,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         first = not hasattr(self, "thetas_")
         if first and classes is None and type_of_target(y) != "multilabel-indicator":
             raise ValueError("classes: required on the first call to partial_fit")
+        if (not first and classes is not None
+                and not np.array_equal(self.classes_, unique_labels(classes))):
+            raise ValueError(f"`classes={classes!r}` is not the same as on last call to "
+                             f"partial_fit, was: {self.classes_!r}")
         return self._partial_fit(X, y, sample_weight, classes=classes)
 
     # -- prediction --------------------------------------------------------------------------
@@ -237,6 +305,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if H.shape[1] == 1:
             return np.concatenate([1 - H, H], axis=1)
         return H / H.sum(axis=1, keepdims=True)
+
+    def predict_log_proba(self, X):
+        """The logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, n_features)
+
+        Returns
+        -------
+        log_P : ndarray of shape (m, n_classes)
+        """
+        P = self.predict_proba(X)
+        return np.log(P, out=P)
 
     def predict(self, X):
         """Predicted labels.

@@ -2,18 +2,22 @@
 
 A file keeps what predicting and continuing training need: Θ(l), the description of the
 targets (each estimator's ``_file_targets`` and ``_restore_targets``: the classifier's
-classes), the parameters, the curves, and the step rule's state after sgd or adam.
+classes), the output layer, the parameters, the curves, the examples seen (``t_``) and the
+step rule's state after sgd or adam (its moments or velocity, and α as the learning-rate
+schedule left it). Files written before these fields existed read with the defaults of
+their time: the model's own output layer (the sigmoid or the identity), ``t_`` 0, and α from
+``learning_rate_init``.
 """
 
 import numpy as np
 from sklearn.utils._param_validation import InvalidParameterError
 
 from fastnn.io import ModelFileError, write_model
-from fastnn.optim import make_optimizer
 
-FILE_FIELDS = ("loss", "activation", "dtype")
-"""Metadata fields of a model file of their own, not under ``training``: the loss (a parameter
-of the classifier, fixed for the regressor), the hidden activation and the dtype."""
+FILE_FIELDS = ("loss", "activation")
+"""Metadata fields of a model file of their own, not under ``training``: the loss and the
+hidden activation. The field ``dtype`` is the model's (Θ's); the parameter ``dtype``, which
+may be None, is under ``training`` (files written before take the model's)."""
 
 
 def write_estimator(estimator, path):
@@ -23,6 +27,10 @@ def write_estimator(estimator, path):
     params = estimator.get_params(deep=False)
     for name in FILE_FIELDS:
         params.pop(name, None)
+    if params["dtype"] is not None:
+        params["dtype"] = np.dtype(params["dtype"]).name
+    if params.get("n_iter_no_change") == np.inf:
+        params["n_iter_no_change"] = "inf"  # JSON has no infinity
     optimizer = getattr(estimator, "_optimizer", None)
     t, optimizer_arrays = optimizer.state() if optimizer is not None else (0, {})
     metadata = {
@@ -31,14 +39,19 @@ def write_estimator(estimator, path):
         "target": target,
         "loss": estimator._loss,
         "activation": estimator.activation,
-        "dtype": estimator.dtype,
+        "dtype": estimator.thetas_[0].dtype.name,
+        "output_activation": estimator.out_activation_,
         "n_iter": estimator.n_iter_,
+        "t": estimator.t_,
         "training": params,
         "loss_curve": estimator.loss_curve_,
-        "best_loss": estimator.best_loss_ if np.isfinite(estimator.best_loss_) else None,
+        "best_loss": (estimator.best_loss_ if estimator.best_loss_ is not None
+                      and np.isfinite(estimator.best_loss_) else None),
         "validation_scores": estimator.validation_scores_,
-        "optimizer": ({"solver": estimator.solver, "t": t} if optimizer is not None
-                      else None),
+        "best_validation_score": estimator.best_validation_score_,
+        "optimizer": ({"solver": estimator.solver, "t": t,
+                       "learning_rate": float(optimizer.learning_rate)}
+                      if optimizer is not None else None),
     }
     arrays = {**target_arrays,
               **{f"theta_{l}": theta for l, theta in enumerate(estimator.thetas_)},
@@ -56,6 +69,9 @@ def read_estimator(cls, arrays, metadata, path):
     if unknown:
         raise ModelFileError(f"{path}: training settings {unknown} are not parameters of "
                              f"{cls.__name__}")
+    settings.setdefault("dtype", metadata["dtype"])
+    if settings.get("n_iter_no_change") == "inf":
+        settings["n_iter_no_change"] = np.inf
     if isinstance(settings.get("hidden_layer_sizes"), list):
         settings["hidden_layer_sizes"] = tuple(settings["hidden_layer_sizes"])
     fields = {name: metadata[name] for name in FILE_FIELDS if name in params}
@@ -74,19 +90,34 @@ def read_estimator(cls, arrays, metadata, path):
     estimator._restore_targets(arrays, metadata["target"], layers, path)
     estimator.thetas_ = [np.ascontiguousarray(theta) for theta in arrays["thetas"]]
     estimator.n_features_in_ = layers[0]
+    estimator.n_layers_ = len(layers)
+    estimator.n_outputs_ = layers[-1]
+    from fastnn.estimator._base import _sklearn_name  # _base imports this module
+
+    estimator.out_activation_ = metadata.get("output_activation") or _sklearn_name(
+        estimator._output_activation())
     estimator.loss_curve_ = list(metadata.get("loss_curve", []))
+    if estimator.loss_curve_:
+        estimator.loss_ = estimator.loss_curve_[-1]
     estimator.n_iter_ = metadata["n_iter"]
-    best_loss = metadata.get("best_loss")
-    estimator.best_loss_ = float("inf") if best_loss is None else float(best_loss)
+    estimator.t_ = int(metadata.get("t") or 0)
     estimator.validation_scores_ = metadata.get("validation_scores")
+    monitored = estimator.validation_scores_ is not None
+    best_loss = metadata.get("best_loss")
+    estimator.best_loss_ = (None if monitored else float("inf") if best_loss is None
+                            else float(best_loss))
+    best_score = metadata.get("best_validation_score")
+    if best_score is None and monitored and estimator.validation_scores_:
+        best_score = max(estimator.validation_scores_)
+    estimator.best_validation_score_ = best_score
     saved = metadata.get("optimizer")
     if saved is not None:
         try:
-            estimator._optimizer = make_optimizer(
-                saved["solver"], sum(theta.size for theta in estimator.thetas_),
-                estimator.learning_rate_init, estimator.momentum,
-                estimator.nesterovs_momentum, estimator._dtype()).restore(
+            estimator._optimizer = estimator._make_optimizer(
+                sum(theta.size for theta in estimator.thetas_), estimator._dtype()).restore(
                     saved["t"], arrays["optimizer"])
         except (KeyError, TypeError, ValueError) as error:
             raise ModelFileError(f"{path}: optimizer state: {error}") from None
+        if saved.get("learning_rate") is not None:
+            estimator._optimizer.learning_rate = float(saved["learning_rate"])
     return estimator

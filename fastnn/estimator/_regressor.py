@@ -3,14 +3,21 @@
     J = (1/2m) Σ_i Σ_k (h_k(x(i)) − y_k(i))² + (λ/2m) Σ Θ²
 """
 
+from typing import ClassVar
+
 import numpy as np
 from sklearn.base import RegressorMixin
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 
 from fastnn.estimator._base import _BaseMLP, _has_stochastic_solver
 from fastnn.io import ModelFileError
+from fastnn.losses import LOSSES
 
 __all__ = ["MLPRegressor"]
+
+REGRESSION_LOSSES = tuple(name for name in LOSSES if name != "cross_entropy")
+"""The regressor's losses: the registry's, but the cross-entropy (its targets are 0/1)."""
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
@@ -23,67 +30,141 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default (100,)
+    loss : {"squared_error"}, default "squared_error"
+        The loss, from the registry :data:`fastnn.losses.LOSSES` (all but the
+        cross-entropy).
+    hidden_layer_sizes : int or tuple of int, default (100,)
         Units of each hidden layer, s_2 ... s_{L-1}.
+    activation : {"logistic", "sigmoid", "tanh", "relu"}, default "logistic"
+        Activation of the hidden layers (the values of :data:`fastnn.activations.ACTIVATIONS`,
+        with scikit-learn's name ``"logistic"`` for the sigmoid). The default is the sigmoid,
+        not scikit-learn's ReLU.
+    solver : {"lbfgs", "gd", "sgd", "adam"}, default "adam"
+        ``"gd"``, full-batch gradient descent, is fastnn's own.
     alpha : float, default 1e-4
         λ, the L2 penalty ``(λ/2m) Σ Θ²`` on all but the bias weights.
-    solver : {"lbfgs", "gd", "sgd", "adam"}, default "adam"
-    learning_rate_init : float, default 1e-3
-        α of gd, sgd and adam.
     batch_size : int or "auto", default "auto"
         Mini-batch size of sgd and adam; "auto" is ``min(200, m)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        sgd's schedule, as scikit-learn's: "invscaling" sets α = α₀ / (t_ + 1)^power_t after
+        every epoch; "adaptive" divides α by 5 when training would stop for lack of
+        improvement, and stops once α ≤ 1e-6.
+    learning_rate_init : float, default 1e-3
+        α₀ of gd, sgd and adam.
+    power_t : float, default 0.5
+        The exponent of "invscaling".
     max_iter : int, default 200
         Iterations (lbfgs, gd) or epochs (sgd, adam).
+    shuffle : bool, default True
+        sgd and adam: draw each epoch's mini-batches in a new random order.
+    random_state : None, int, numpy.random.RandomState or numpy.random.Generator
+        Initial weights, mini-batch order and the early-stopping split. A model file stores
+        None or an int; save refuses the others (their repr would not give them back).
     tol : float, default 1e-4
         lbfgs and gd stop when the largest component of the gradient is at most ``tol``; for
-        sgd and adam, the improvement below which an epoch counts as none (see
+        sgd and adam, the improvement an epoch needs to count as one (see
         ``n_iter_no_change``).
-    early_stopping : bool, default False
-        For sgd and adam (as in scikit-learn): hold out ``validation_fraction`` of the training
-        data (with their weights), stop when its R² has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs, and keep the best parameters.
-    validation_fraction : float, default 0.1
-    n_iter_no_change : int, default 10
-        Epochs without improvement after which sgd and adam stop; 0 never stops them early.
-        Like scikit-learn's, it does not apply to lbfgs and gd.
+    verbose : bool or int, default False
+        Print scikit-learn's ``Iteration N, loss = ...`` line after every iteration (and the
+        validation score under early stopping).
+    warm_start : bool, default False
+        ``fit`` continues from the previous fit's weights (the targets must have the same
+        classes or columns).
     momentum : float, default 0.9
     nesterovs_momentum : bool, default True
-    random_state : None, int or numpy.random.Generator
-        Initial weights, mini-batch order and the early-stopping split. A model file stores
-        None or an int; save refuses a Generator (its repr would not give it back).
-    verbose : bool, default False
-        Show a progress bar (on a terminal).
-    warm_start : bool, default False
-        Continue from the previous fit's weights.
+    early_stopping : bool, default False
+        For sgd and adam (as in scikit-learn): hold out ``validation_fraction`` of the training
+        data (with their weights), stop when its score has not improved by ``tol`` for more
+        than ``n_iter_no_change`` epochs, and keep the best parameters. Refused by
+        ``partial_fit``.
+    validation_fraction : float in [0, 1), default 0.1
+        0 only without early stopping.
+    beta_1, beta_2, epsilon : float, default 0.9, 0.999, 1e-8
+        adam's β₁, β₂ and ε.
+    n_iter_no_change : int or numpy.inf, default 10
+        sgd and adam stop after more than this many epochs without improvement
+        (scikit-learn's count); 0 or ``np.inf`` never stops them early. Like scikit-learn's,
+        it does not apply to lbfgs and gd.
+    max_fun : int, default 15000
+        lbfgs's limit on evaluations of J.
     backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}, default "auto"
         ``"dask"``: ``fit`` leaves X, y and the weights (Dask arrays chunked by rows) on the
         workers of Dask's default client and computes every cost and gradient there (see
         :mod:`fastnn.backends._dask`); ``predict`` on a Dask array returns a Dask array.
-    activation : {"sigmoid", "tanh", "relu"}, default "sigmoid"
-        Activation of the hidden layers; the output layer is the identity.
-    dtype : {"float64", "float32"}, default "float64"
+    dtype : None, "float32", "float64" or the NumPy type or dtype of one of them, default None
+        The model's float type; None keeps float32 X in float32 (as scikit-learn does) and
+        trains anything else in float64.
+    progress : bool, default False
+        Show a progress bar (on a terminal).
 
     Attributes
     ----------
+    coefs_ : list of ndarray
+        W(l) of shape (s_l, s_{l+1}), scikit-learn's layout: views ``Θ(l)[:, 1:].T`` of
+        ``thetas_``. Assigning a list of arrays of these shapes to a fitted estimator writes
+        them into Θ, where ``partial_fit`` and a warm ``fit`` continue.
+    intercepts_ : list of ndarray
+        b(l) of shape (s_{l+1},): views ``Θ(l)[:, 0]``; assignable as ``coefs_``.
+    thetas_ : list of ndarray
+        Θ(l) of shape ``(s_{l+1}, s_l + 1)``, bias in column 0, acting on the raw inputs.
+    n_layers_ : int
+        L, the layers counting the input and the output.
     n_outputs_ : int
         K, the number of target columns (1 for y of shape (m,)).
-    thetas_ : list of ndarray
-        Θ(l) of shape ``(s_{l+1}, s_l + 1)``, acting on the raw inputs given to ``fit``.
+    out_activation_ : str
+        ``"identity"``.
+    loss_ : float
+        The last iteration's training cost.
     loss_curve_ : list of float
-        The training cost after every iteration or epoch (every solver, L-BFGS included).
+        The training cost after every iteration or epoch (every solver, L-BFGS included),
+        over all the fits since the weights were made.
     n_iter_ : int
-    best_loss_ : float
-    validation_scores_ : list of float
+        Iterations of the last fit (1 for a ``partial_fit``), as scikit-learn counts.
+    t_ : int
+        Training examples seen since the weights were made (0 for lbfgs).
+    best_loss_ : float or None
+        The lowest training cost; None under early stopping.
+    validation_scores_ : list of float or None
         Validation R² (weighted, with weights; averaged over the outputs) per epoch, when
-        ``early_stopping`` (sgd, adam).
+        ``early_stopping`` (sgd, adam); None without.
+    best_validation_score_ : float or None
+        Their best; None without early stopping.
     history_ : fastnn.trainer.History
         Every iteration's record of the last fit (cost, time, validation cost and R²); not
         kept in model files.
     n_features_in_ : int
     """
 
-    _output_activation = "identity"
-    _loss = "squared_error"
+    _parameter_constraints: ClassVar[dict] = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions(set(REGRESSION_LOSSES))],
+    }
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="logistic",
+                 *, solver="adam", alpha=1e-4, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=1e-3, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 backend="auto", dtype=None, progress=False):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun, backend=backend, dtype=dtype, progress=progress)
+        self.loss = loss
+
+    @property
+    def _loss(self):
+        return self.loss
+
+    def _output_activation(self):
+        """The output layer by fastnn's name: the identity, one unit per target column."""
+        return "identity"
 
     # -- targets -----------------------------------------------------------------------------
 
