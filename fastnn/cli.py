@@ -174,11 +174,13 @@ def train_command(args):
             raise CommandError(f"--backend {backend}: with --scheduler the backend is "
                                f"{' or '.join(on_clusters)}")
         backend = on_clusters[0] if backend == "auto" else backend
-    estimator = (MLPRegressor if regression else MLPClassifier)(
+    settings = dict(
         hidden_layer_sizes=tuple(args.hidden), alpha=args.alpha, solver=args.solver,
         learning_rate_init=args.lr, max_iter=args.max_iter, batch_size=args.batch_size,
         backend=backend, dtype=args.dtype, random_state=args.seed, progress=not args.quiet,
     )
+    estimator = (MLPRegressor(**settings) if regression
+                 else MLPClassifier(**settings, output=args.output))
     from sklearn.exceptions import ConvergenceWarning
 
     with contextlib.ExitStack() as cluster:
@@ -194,8 +196,8 @@ def train_command(args):
     target = ("real-valued target" if regression
               else f"{len(estimator.classes_)} classes")
     print(f"data {args.data}: {X_train.shape[0]} train, {X_test.shape[0]} test examples, "
-          f"{target}; task {task} ({why}); network {'-'.join(map(str, layers))}, solver "
-          f"{args.solver}, λ = {args.alpha:g}")
+          f"{target}; task {task} ({why}); network {'-'.join(map(str, layers))}, "
+          f"{estimator.out_activation_} output, solver {args.solver}, λ = {args.alpha:g}")
     if regression:
         print(f"train R² {estimator.score(X_train, y_train):.4f}, test R² "
               f"{estimator.score(X_test, y_test):.4f}, test RMSE "
@@ -460,6 +462,10 @@ def build_parser():
     train.add_argument("--hidden", type=int, nargs="+", default=[25], metavar="UNITS",
                        help="units of each hidden layer (default: 25)")
     train.add_argument("--alpha", type=float, default=1.0, help="λ, the L2 penalty (default: 1)")
+    train.add_argument("--output", choices=("auto", "sigmoid"), default="auto",
+                       help="classification's output layer: auto (default), scikit-learn's "
+                       "(softmax for several classes); sigmoid, one sigmoid unit per class "
+                       "(the one-vs-all formulation of the seeds)")
     train.add_argument("--solver", choices=SOLVERS, default="lbfgs")
     train.add_argument("--lr", type=float, default=1e-3,
                        help="learning rate of gd, sgd and adam (default: 0.001)")

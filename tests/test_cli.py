@@ -4,6 +4,7 @@ import sys
 import numpy as np
 import pytest
 
+import fastnn
 from fastnn.cli import main
 
 
@@ -57,6 +58,15 @@ def test_train_prints_accuracy_time_and_path(tmp_path, capsys):
                  str(out)]) == 0
     text = capsys.readouterr().out
     assert "test accuracy" in text and "ms per iteration" in text and str(out) in text
+
+
+@pytest.mark.parametrize(("output", "expected"), [("auto", "softmax"), ("sigmoid", "logistic")])
+def test_train_says_which_output_it_trained(tmp_path, capsys, output, expected):
+    out = tmp_path / "m.npz"
+    assert main(["train", "--quiet", "--max-iter", "3", "--output", output, "--out",
+                 str(out)]) == 0
+    assert f"{expected} output" in capsys.readouterr().out
+    assert fastnn.load(out).out_activation_ == expected
 
 
 def test_time_per_iteration_leaves_compilation_out():

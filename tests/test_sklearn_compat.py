@@ -3,11 +3,14 @@ parameters, fitted attributes and behaviours, with scikit-learn itself as the re
 
 import inspect
 import json
+import warnings
 
 import numpy as np
 import pytest
 from sklearn import neural_network
 from sklearn.datasets import make_blobs, make_friedman1
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier as SkClassifier
 
 import fastnn
 from fastnn import MLPClassifier, MLPRegressor
@@ -266,10 +269,47 @@ def test_loss_attributes_as_scikit_learn(blobs):
     assert clf.n_iter_ == 3 and len(clf.loss_curve_) == 8 and clf.t_ == 8 * X.shape[0]
 
 
-def test_out_activation(blobs):
+@pytest.mark.parametrize("targets", ["binary", "multiclass", "multilabel"])
+def test_out_activation_is_scikit_learns(blobs, targets):
     X, y = blobs
-    assert MLPClassifier(max_iter=1).fit(X, y).out_activation_ == "logistic"
-    assert MLPRegressor(max_iter=1).fit(X, y.astype(float)).out_activation_ == "identity"
+    if targets == "binary":
+        y = y % 2
+    elif targets == "multilabel":
+        y = np.column_stack([y == 0, y == 1]).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPClassifier(max_iter=1).fit(X, y)
+        theirs = SkClassifier(max_iter=1).fit(X, y)
+    assert ours.out_activation_ == theirs.out_activation_
+    P = ours.predict_proba(X)
+    if targets != "multilabel":
+        np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_multiclass_probabilities_are_the_softmax_of_the_logits(blobs):
+    X, y = blobs
+    clf = MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=20,
+                        random_state=0).fit(X, y)
+    Z = clf._forward(X, logits=True)
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(clf.predict_proba(X), E / E.sum(axis=1, keepdims=True),
+                               rtol=1e-12)
+    # The seeds' one-vs-all output stays one parameter away.
+    seeds = MLPClassifier(max_iter=1, output="sigmoid").fit(X, y)
+    assert seeds.out_activation_ == "logistic" and seeds.thetas_[-1].shape[0] == 3
+    assert MLPClassifier(max_iter=1, loss="squared_error").fit(X, y).out_activation_ == "logistic"
+
+
+def test_regressor_out_activation_follows_the_loss(blobs):
+    X, y = blobs
+    y = y.astype(float)
+    assert MLPRegressor(max_iter=1).fit(X, y).out_activation_ == "identity"
+    poisson = MLPRegressor(loss="poisson", hidden_layer_sizes=(5,), solver="lbfgs",
+                           max_iter=50, random_state=0).fit(X, y)
+    assert poisson.out_activation_ == "exp"
+    assert np.all(poisson.predict(X) > 0)
+    with pytest.raises(ValueError, match="y"):
+        MLPRegressor(loss="poisson", max_iter=1).fit(X, y - 1.0)
 
 
 # -- behaviours ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from fastnn.backends import BACKENDS, backend_for
 from fastnn.cost import Objective, forward
 from fastnn.estimator import _data
 from fastnn.estimator._model_file import write_estimator
+from fastnn.losses import OUTPUT_FUNCTIONS
 from fastnn.network import init_weights, n_params, pack, theta_shapes, unpack, views
 from fastnn.optim import make_optimizer
 from fastnn.trainer import SOLVERS, STOCHASTIC_SOLVERS, TrainingDiverged, train
@@ -477,8 +478,8 @@ class _BaseMLP(BaseEstimator):
         output = self._out_activation()
         if backend.holds(X):
             layers = self._layers(self.n_features_in_, self.thetas_[-1].shape[0])
-            return backend.forward(pack(self.thetas_), layers, X, self._activation(),
-                                   logits or output == "identity")
+            Z = backend.forward(pack(self.thetas_), layers, X, self._activation(), True)
+            return Z if logits else OUTPUT_FUNCTIONS[output](Z)
         X = validate_data(self, X, reset=False, dtype=self._dtype())
         return forward(self.thetas_, X, activation=self._activation(),
                        output_activation=output, backend=self._local_backend, logits=logits)

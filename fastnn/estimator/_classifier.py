@@ -89,7 +89,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     progress : bool, default False
         Show a progress bar (on a terminal).
     loss : {"cross_entropy", "squared_error"}, default "cross_entropy"
-        fastnn's own: the loss of the sigmoid outputs.
+        fastnn's own: the loss of the output layer.
+    output : {"auto", "sigmoid"}, default "auto"
+        fastnn's own. ``"auto"``: scikit-learn's output layer (a softmax over the classes of
+        multi-class targets, sigmoids otherwise); ``"sigmoid"``: one sigmoid unit per class
+        on the sum of K binary cross-entropies, the seeds' one-vs-all formulation.
 
     Attributes
     ----------
@@ -107,7 +111,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     n_outputs_ : int
         K, the output units.
     out_activation_ : str
-        ``"logistic"``: one sigmoid unit per class (one for binary targets) or label.
+        ``"softmax"`` for multi-class targets (K units on the multinomial cross-entropy), as
+        scikit-learn's; ``"logistic"`` for binary (one unit) and multi-label targets, and for
+        multi-class ones with ``loss="squared_error"`` (one sigmoid unit per class).
     loss_ : float
         The last iteration's training cost.
     loss_curve_ : list of float
@@ -133,6 +139,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     _parameter_constraints: ClassVar[dict] = {
         **_BaseMLP._parameter_constraints,
         "loss": [StrOptions(set(LOSSES))],
+        "output": [StrOptions({"auto", "sigmoid"})],
     }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="logistic", *, solver="adam",
@@ -141,7 +148,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 backend="auto", dtype=None, progress=False, loss="cross_entropy"):
+                 backend="auto", dtype=None, progress=False, loss="cross_entropy",
+                 output="auto"):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -152,6 +160,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
             max_fun=max_fun, backend=backend, dtype=dtype, progress=progress)
         self.loss = loss
+        self.output = output
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -163,9 +172,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self.loss
 
     def _output_activation(self):
-        """The output layer for the targets just encoded, by fastnn's name: the sigmoid, one
-        unit per class (one for binary targets) or label. The one place that decides it."""
-        return "sigmoid"
+        """The output layer for the targets just encoded, by fastnn's name, as scikit-learn's:
+        the softmax over the classes of multi-class targets (on the multinomial
+        cross-entropy), the sigmoid for binary targets (one unit) and for each label of
+        multi-label ones. With ``output="sigmoid"`` or ``loss="squared_error"``, K sigmoid
+        units for multi-class targets too (the seeds' one-vs-all output). The one place that
+        decides it."""
+        multiclass = not self._multilabel and len(self.classes_) > 2
+        softmax = self.output == "auto" and self.loss == "cross_entropy"
+        return "softmax" if multiclass and softmax else "sigmoid"
 
     # -- targets -----------------------------------------------------------------------------
 
@@ -304,6 +319,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return H
         if H.shape[1] == 1:
             return np.concatenate([1 - H, H], axis=1)
+        if self.out_activation_ == "softmax":
+            return H
         return H / H.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X):

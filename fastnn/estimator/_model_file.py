@@ -10,6 +10,7 @@ their time: the model's own output layer (the sigmoid or the identity), ``t_`` 0
 """
 
 import numpy as np
+from sklearn.base import is_regressor
 from sklearn.utils._param_validation import InvalidParameterError
 
 from fastnn.io import ModelFileError, write_model
@@ -94,8 +95,10 @@ def read_estimator(cls, arrays, metadata, path):
     estimator.n_outputs_ = layers[-1]
     from fastnn.estimator._base import _sklearn_name  # _base imports this module
 
+    # Files written before the field existed hold one sigmoid unit per class or label (the
+    # classifier) or identity outputs (the regressor).
     estimator.out_activation_ = metadata.get("output_activation") or _sklearn_name(
-        estimator._output_activation())
+        "identity" if is_regressor(estimator) else "sigmoid")
     estimator.loss_curve_ = list(metadata.get("loss_curve", []))
     if estimator.loss_curve_:
         estimator.loss_ = estimator.loss_curve_[-1]

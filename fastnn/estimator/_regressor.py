@@ -12,27 +12,26 @@ from sklearn.utils.metaestimators import available_if
 
 from fastnn.estimator._base import _BaseMLP, _has_stochastic_solver
 from fastnn.io import ModelFileError
-from fastnn.losses import LOSSES
+from fastnn.losses import REGRESSION_LOSSES
 
 __all__ = ["MLPRegressor"]
 
-REGRESSION_LOSSES = tuple(name for name in LOSSES if name != "cross_entropy")
-"""The regressor's losses: the registry's, but the cross-entropy (its targets are 0/1)."""
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """A fully connected network regressor trained by backpropagation.
 
-    The hidden layers are those of :class:`MLPClassifier`; the output layer is the identity,
-    one unit per target column, and the cost the squared error
-    ``J = (1/2m) Σ_i Σ_k (h_k − y_k)² + (λ/2m) Σ Θ²``. Targets are used as given (not
-    scaled).
+    The hidden layers are those of :class:`MLPClassifier`; one output unit per target
+    column. With ``loss="squared_error"`` the output layer is the identity and the cost
+    ``J = (1/2m) Σ_i Σ_k (h_k − y_k)² + (λ/2m) Σ Θ²``; with ``loss="poisson"``, h = e^z (the
+    log link) on scikit-learn's half Poisson deviance, for targets y ≥ 0. Targets are used as
+    given (not scaled).
 
     Parameters
     ----------
-    loss : {"squared_error"}, default "squared_error"
-        The loss, from the registry :data:`fastnn.losses.LOSSES` (all but the
-        cross-entropy).
+    loss : {"squared_error", "poisson"}, default "squared_error"
+        The loss, a key of :data:`fastnn.losses.REGRESSION_LOSSES`, which names its output
+        layer.
     hidden_layer_sizes : int or tuple of int, default (100,)
         Units of each hidden layer, s_2 ... s_{L-1}.
     activation : {"logistic", "sigmoid", "tanh", "relu"}, default "logistic"
@@ -163,8 +162,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self.loss
 
     def _output_activation(self):
-        """The output layer by fastnn's name: the identity, one unit per target column."""
-        return "identity"
+        """The output layer by fastnn's name, one unit per target column: the identity on the
+        squared error, the exponential (log link) on the Poisson deviance."""
+        return REGRESSION_LOSSES[self.loss]
 
     # -- targets -----------------------------------------------------------------------------
 
