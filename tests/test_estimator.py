@@ -325,8 +325,8 @@ def test_sample_weight_is_read_not_modified(blobs, kind, early_stopping):
 
 
 def test_early_stopping_holds_out_the_weights_with_the_examples():
-    """Half the labels are flipped and weigh 0: the validation accuracy reaches 1 only if the
-    held-out examples keep their weights (it stays near 0.5 without)."""
+    """Half the labels are flipped and weigh 0: the validation accuracy passes 0.9 only if the
+    held-out examples keep their weights (it stays below 0.6 without: 0.575 at this seed)."""
     X, y = make_blobs(n_samples=400, centers=2, random_state=0)
     flipped = np.random.default_rng(0).random(y.shape[0]) < 0.5
     noisy = np.where(flipped, 1 - y, y)
@@ -334,7 +334,7 @@ def test_early_stopping_holds_out_the_weights_with_the_examples():
                         n_iter_no_change=5, random_state=0)
     clf.fit(X, noisy, sample_weight=(~flipped).astype(float))
     assert clf.history_.stopped == "early_stopping"
-    assert max(clf.validation_scores_) == 1.0
+    assert max(clf.validation_scores_) > 0.9
     assert clf.score(X, y) > 0.9  # learned from the examples that weigh
 
 

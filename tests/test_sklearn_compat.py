@@ -20,8 +20,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 
 PAIRS = [(MLPClassifier, neural_network.MLPClassifier),
          (MLPRegressor, neural_network.MLPRegressor)]
-FASTNN_OWN = {"backend", "dtype", "progress", "loss"}
-"""fastnn's parameters beyond scikit-learn's (the classifier's ``loss`` among them)."""
+FASTNN_OWN = {"backend", "dtype", "progress", "loss", "output"}
+"""fastnn's parameters beyond scikit-learn's (the classifier's ``loss`` and ``output``)."""
 
 
 @pytest.fixture(scope="module")
@@ -412,7 +412,7 @@ def test_model_files_keep_the_new_state(tmp_path, blobs):
     loaded = fastnn.load(tmp_path / "m.npz")
     assert loaded._optimizer.learning_rate == clf._optimizer.learning_rate < 1e-3
     assert (loaded.t_, loaded.out_activation_, loaded.n_layers_) == (
-        clf.t_, "logistic", 3)
+        clf.t_, "softmax", 3)
     assert loaded.get_params()["n_iter_no_change"] == np.inf
     assert loaded.get_params()["dtype"] == "float32" and loaded.beta_1 == 0.8
     assert loaded.best_loss_ == clf.best_loss_ and loaded.loss_ == clf.loss_
@@ -421,7 +421,9 @@ def test_model_files_keep_the_new_state(tmp_path, blobs):
 def test_model_files_written_before_load(tmp_path, blobs):
     """A file without the fields this version adds (as the previous version wrote them)."""
     X, y = blobs
-    clf = MLPClassifier(hidden_layer_sizes=(4,), dtype="float64", max_iter=3).fit(X, y)
+    # The previous version's classifier: one sigmoid unit per class.
+    clf = MLPClassifier(hidden_layer_sizes=(4,), dtype="float64", max_iter=3,
+                        output="sigmoid").fit(X, y)
     path = tmp_path / "m.npz"
     clf.save(path)
     with np.load(path) as data:
@@ -431,7 +433,7 @@ def test_model_files_written_before_load(tmp_path, blobs):
         del metadata[name]
     del metadata["optimizer"]["learning_rate"]
     for name in ("learning_rate", "power_t", "shuffle", "beta_1", "beta_2", "epsilon",
-                 "max_fun", "progress", "dtype"):
+                 "max_fun", "progress", "dtype", "output"):
         del metadata["training"][name]
     metadata["activation"] = "sigmoid"
     arrays["metadata"] = np.array(json.dumps(metadata))
@@ -462,3 +464,26 @@ def test_the_loss_curve_is_scikit_learns_loss(kind):
     reference.intercepts_ = [intercept.copy() for intercept in model.intercepts_]
     reference.partial_fit(X, y)
     assert model.loss_curve_[0] == pytest.approx(reference.loss_curve_[-1], rel=1e-9)
+
+
+@pytest.mark.parametrize("activation", ["logistic", "tanh", "relu"])
+def test_initial_weights_are_scikit_learns(blobs, activation):
+    """The same random_state starts both from the same weights (Glorot bounds, drawn first)."""
+    X, y = blobs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = SkClassifier((6,), activation, solver="sgd", learning_rate_init=1e-12,
+                              max_iter=1, shuffle=False, random_state=3).fit(X, y)
+    ours = MLPClassifier((6,), activation, max_iter=1, random_state=3)
+    ours._validate_params()
+    layers = [X.shape[1], 6, 3]
+    initial = fastnn.init_weights(layers, seed=np.random.RandomState(3), init="glorot",
+                                  activation=ours._activation())
+    for theta, coef, intercept in zip(initial, theirs.coefs_, theirs.intercepts_):
+        np.testing.assert_allclose(theta[:, 1:].T, coef, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(theta[:, 0], intercept, rtol=0, atol=1e-9)
+    fitted = MLPClassifier((6,), activation, solver="sgd", learning_rate_init=1e-12,
+                           max_iter=1, shuffle=False, momentum=0.0,
+                           random_state=3).fit(X, y)
+    for coef, theirs_coef in zip(fitted.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(coef, theirs_coef, rtol=0, atol=1e-9)

@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -60,6 +61,16 @@ def _sklearn_name(activation):
     """The activation's name as scikit-learn spells it (``"logistic"`` for the sigmoid)."""
     return {fastnn: sklearn for sklearn, fastnn in ACTIVATION_ALIASES.items()}.get(
         activation, activation)
+
+
+def _init_source(random_state):
+    """Where the initial weights are drawn from, as scikit-learn's MLP draws them: a
+    RandomState seeded by an int (the global one for None), or the given RandomState or
+    Generator itself. With scikit-learn's Glorot bounds (``init_weights(init="glorot")``), one
+    seed gives both the same initial weights."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    return check_random_state(random_state)
 
 
 def _as_generator(random_state):
@@ -333,8 +344,11 @@ class _BaseMLP(BaseEstimator):
         """Train from the previous weights (``warm``) or new ones; ``validation_data`` is
         ``(X_val, y_val, w_val)`` or None."""
         layers = self._layers(X.shape[1], self._n_outputs)
-        rng = _as_generator(self.random_state)
         dtype = self._model_dtype(X, warm)
+        if not warm:  # first, as scikit-learn draws them first from the same random state
+            initial = init_weights(layers, seed=_init_source(self.random_state), dtype=dtype,
+                                   init="glorot", activation=self._activation())
+        rng = _as_generator(self.random_state)
         if warm:
             if [theta.shape for theta in self.thetas_] != theta_shapes(layers):
                 raise ValueError("hidden_layer_sizes: changed since the previous fit; "
@@ -342,7 +356,7 @@ class _BaseMLP(BaseEstimator):
             theta = _trained_in_place(self.thetas_, layers, dtype)
         else:
             self.out_activation_ = _sklearn_name(self._output_activation())
-            theta = pack(init_weights(layers, seed=rng, dtype=dtype))
+            theta = pack(initial)
         stochastic = self.solver in STOCHASTIC_SOLVERS
         train_data = (X, y, sample_weight)
         if self.early_stopping and stochastic and max_iter > 1 and validation_data is None:
