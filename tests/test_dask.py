@@ -265,10 +265,6 @@ def test_bad_weights_name_the_argument(client, w, message):
                          client=client, sample_weight=da.from_array(w, chunks=200))
 
 
-PENDING_NUMBA = pytest.mark.skip(reason="the Numba CSR kernels (fastnn/backends/_sparse.py) "
-                                 "are merged separately")
-
-
 def sparse_problem(m=600, n=80, K=4):
     import scipy.sparse as sp
 
@@ -294,7 +290,6 @@ def test_sparse_chunks_are_kept_as_csr(client, given):
     assert sum(chunk.X.shape[0] for chunk in chunks) == 600
 
 
-@PENDING_NUMBA
 @pytest.mark.parametrize("given", ["scipy", "dask of csr chunks"])
 def test_sparse_X_matches_one_machine(client, given):
     thetas, X, y = sparse_problem()

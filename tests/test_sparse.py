@@ -16,12 +16,7 @@ from fastnn._validation import check_X
 from fastnn.backends import AUTO, BACKENDS, LocalData
 from fastnn.cli import main
 
-PENDING_NUMBA = pytest.mark.skip(reason="the Numba CSR kernels (fastnn/backends/_sparse.py) "
-                                 "are merged separately")
-SPARSE_BACKENDS = ["numpy",
-                   pytest.param("numba", marks=PENDING_NUMBA),
-                   pytest.param("numba-parallel", marks=PENDING_NUMBA),
-                   pytest.param("auto", marks=PENDING_NUMBA)]
+SPARSE_BACKENDS = ["numpy", "numba", "numba-parallel", "auto"]
 
 M, N = 200, 300
 
@@ -349,7 +344,7 @@ def test_train_and_predict_a_sparse_file(sparse_files, capsys):
     folder = sparse_files
     model, out = folder / "model.npz", folder / "predictions.txt"
     assert main(["train", "--data", str(folder / "X.npz"), "--y", str(folder / "y.npy"),
-                 "--hidden", "6", "--max-iter", "10", "--backend", "numpy", "--quiet",
+                 "--hidden", "6", "--max-iter", "10", "--quiet",
                  "--out", str(model)]) == 0
     assert "network 300-6-3" in capsys.readouterr().out
     assert main(["predict", str(model), str(folder / "X.npz"), "--y", str(folder / "y.npy"),
