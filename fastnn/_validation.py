@@ -7,6 +7,7 @@ import numbers
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -71,7 +72,17 @@ class Targets(NamedTuple):
         return (labels[:, None] == np.arange(K)).astype(dtype)
 
 
+INT32_MAX = np.iinfo(np.int32).max
+
+
+def is_sparse(X):
+    """True for a scipy.sparse matrix or array, of any format."""
+    return scipy.sparse.issparse(X)
+
+
 def _describe(value):
+    if is_sparse(value):
+        return f"sparse {value.format} matrix of dtype {value.dtype} and shape {value.shape}"
     if isinstance(value, np.ndarray):
         return f"array of dtype {value.dtype} and shape {value.shape}"
     return f"{type(value).__name__} {value!r}"[:120]
@@ -193,25 +204,120 @@ def check_out(out, size, dtype, name="out"):
 
 
 def check_X(X, n_features, dtype):
-    """X as a C-contiguous ``(m, s_1)`` array of ``dtype``, converted once if needed."""
+    """X as the kernels read it, converted once if needed.
+
+    A dense X (any array-like) becomes a C-contiguous ``(m, s_1)`` ndarray of ``dtype``. A
+    scipy.sparse X (matrix or array, any format) becomes a ``scipy.sparse.csr_matrix`` (see
+    :func:`check_sparse_X`); it is never densified.
+    """
+    if is_sparse(X):
+        return check_sparse_X(X, n_features, dtype)
     X_arr = np.asarray(X)
     if X_arr.dtype.kind not in "biuf":
         raise TypeError(f"X: expected a numeric array, got {_describe(X_arr)}")
-    if X_arr.ndim != 2:
-        raise ValueError(
-            f"X: expected a 2-D array of shape (m, {n_features}), got shape {X_arr.shape}"
-        )
-    if X_arr.shape[0] == 0:
-        raise ValueError("X: expected at least one example (row), got m = 0")
-    if X_arr.shape[1] != n_features:
-        raise ValueError(
-            f"X: has {X_arr.shape[1]} columns but the network's input layer has s_1 = "
-            f"{n_features} units"
-        )
+    _check_X_shape(X_arr.shape, n_features)
     X_arr = np.ascontiguousarray(X_arr, dtype=dtype)
     if not np.isfinite(X_arr).all():
         raise ValueError("X: contains NaN or infinity")
     return X_arr
+
+
+def _check_X_shape(shape, n_features):
+    if len(shape) != 2:
+        raise ValueError(f"X: expected a 2-D array of shape (m, {n_features}), got shape {shape}")
+    if shape[0] == 0:
+        raise ValueError("X: expected at least one example (row), got m = 0")
+    if shape[1] != n_features:
+        raise ValueError(
+            f"X: has {shape[1]} columns but the network's input layer has s_1 = "
+            f"{n_features} units"
+        )
+
+
+def check_sparse_X(X, n_features, dtype):
+    """A scipy.sparse X as the canonical CSR matrix the kernels read, the caller's untouched.
+
+    The result is a ``scipy.sparse.csr_matrix`` (whatever class and format came) with
+
+    - ``data`` of ``dtype``, all finite (integer and bool data converted; complex refused);
+    - canonical format: sorted column indices within each row, no duplicate entries
+      (duplicates summed, in ``dtype``, as scipy defines them);
+    - ``indices`` and ``indptr`` both int32 when nnz and the number of columns fit int32,
+      else both int64 (scipy's rule: int64 index arrays whose values fit are downcast);
+    - the shape checks of a dense X.
+
+    Only what needs converting is copied, so a canonical CSR matrix of ``dtype`` with int32
+    indices is returned as given; the caller's matrix is never modified (sorting and summing
+    duplicates, which scipy does in place, work on a copy). The structure (index bounds,
+    ``indptr``) is checked as well, so that the kernels never index out of X.
+    """
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"X: expected a numeric array, got {_describe(X)}")
+    _check_X_shape(X.shape, n_features)
+    own = X.format != "csr"  # every other format converts into arrays of its own
+    if own:
+        X = X.tocsr()
+    data, indices, indptr = _csr_arrays(X)
+    nnz = indices.shape[0]
+    index_dtype = np.int32 if max(nnz, X.shape[1]) <= INT32_MAX else np.int64
+    data = np.ascontiguousarray(data, dtype=dtype)
+    indices = np.ascontiguousarray(indices, dtype=index_dtype)
+    indptr = np.ascontiguousarray(indptr, dtype=index_dtype)
+    if not np.isfinite(data).all():
+        raise ValueError("X: contains NaN or infinity")
+    canonical = _is_canonical(indices, indptr)
+    given = (X.data, X.indices, X.indptr)
+    if (type(X) is scipy.sparse.csr_matrix and canonical
+            and all(new is old for new, old in zip((data, indices, indptr), given))):
+        return X
+    if not canonical and not own:  # the caller's arrays are sorted and summed in place
+        data, indices, indptr = (new.copy() if np.may_share_memory(new, old) else new
+                                 for new, old in zip((data, indices, indptr), given))
+    result = scipy.sparse.csr_matrix((data, indices, indptr), shape=X.shape)
+    if canonical:
+        result.has_canonical_format = True
+    else:
+        result.sum_duplicates()  # sorts the indices, then sums duplicates, in place
+    return result
+
+
+def _csr_arrays(X):
+    """``(data, indices, indptr)`` of a CSR matrix, the first two cut to its nnz, after
+    checking that they describe one: ValueError naming X otherwise."""
+    data, indices, indptr = X.data, X.indices, X.indptr
+    m, n = X.shape
+    problem = None
+    if indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu":
+        problem = f"integer index arrays expected, got {indices.dtype} and {indptr.dtype}"
+    elif data.ndim != 1 or indices.ndim != 1 or indptr.shape != (m + 1,):
+        problem = f"indptr of shape ({m + 1},) and 1-D data and indices expected"
+    elif indptr[0] != 0 or (np.diff(indptr) < 0).any():
+        problem = "indptr must start at 0 and never decrease"
+    elif indptr[-1] > min(indices.shape[0], data.shape[0]):
+        problem = f"indptr ends at {indptr[-1]}, beyond the stored entries"
+    else:
+        nnz = int(indptr[-1])
+        if indices.shape[0] != nnz:
+            indices = indices[:nnz]
+        if data.shape[0] != nnz:
+            data = data[:nnz]
+        if nnz and (indices.min() < 0 or indices.max() >= n):
+            problem = f"column indices must lie in 0 ... {n - 1}"
+    if problem is not None:
+        raise ValueError(f"X: not a valid CSR matrix: {problem}")
+    return data, indices, indptr
+
+
+def _is_canonical(indices, indptr):
+    """Whether the column indices increase strictly within every row (sorted, no duplicate
+    entries), checked afresh: a matrix's cached ``has_canonical_format`` is not trusted."""
+    if indices.shape[0] < 2:
+        return True
+    increasing = indices[1:] > indices[:-1]
+    starts = indptr[1:-1]  # where rows 2 ... m begin: no order across that boundary
+    starts = starts[(starts > 0) & (starts < indices.shape[0])]
+    increasing[starts - 1] = True
+    return bool(increasing.all())
 
 
 def _integral_values(y):
@@ -267,11 +373,13 @@ def check_targets(y, m, K, dtype, real=False, sample_weight=None):
     ``y`` may be integer labels ``0 ... K-1`` of shape (m,) for ``K >= 2``, a 0/1 vector of
     shape (m,) for ``K = 1``, or a 0/1 matrix of shape (m, K); with ``real`` (an identity
     output layer), any finite values of shape (m,) for ``K = 1`` or (m, K).
+    A scipy.sparse y is converted to a dense array first: the targets are (m, K), K the
+    output layer's size, and the kernels read them dense.
     ``sample_weight`` goes through :func:`check_sample_weight` and is scaled to mean 1: that
     leaves the weighted objective unchanged (it is normalized by Σ w) and makes it the plain
     one when all weights are equal, so weights that all scale to exactly 1 are dropped.
     """
-    y_arr = np.asarray(y)
+    y_arr = y.toarray() if is_sparse(y) else np.asarray(y)
     if y_arr.ndim not in (1, 2):
         raise ValueError(f"y: expected shape (m,) or (m, K), got shape {y_arr.shape}")
     if y_arr.shape[0] != m:

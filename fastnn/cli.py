@@ -12,6 +12,7 @@ import warnings
 
 import numba
 import numpy as np
+import scipy.sparse
 
 from fastnn._validation import check_lam
 from fastnn.activations import ACTIVATIONS
@@ -26,23 +27,41 @@ class CommandError(Exception):
     """A failure to report in one line, exit status 1."""
 
 
-def _read_array_file(path, want_labels):
-    """X (and y) from a ``.npz`` with arrays ``X`` (and ``y``), or a ``.csv`` of numbers
-    (the label in the last column when ``want_labels``)."""
+SPARSE_NPZ_KEYS = {"format", "shape", "data"}
+"""Arrays every file of ``scipy.sparse.save_npz`` holds, whatever the matrix's format."""
+
+
+def _read_array_file(path, want_labels, y_path=None):
+    """X (and y) from a ``.npz`` with arrays ``X`` (and ``y``), a ``.npz`` of a sparse X
+    written by ``scipy.sparse.save_npz`` with y from the ``.npy`` file ``y_path``, or a
+    ``.csv`` of numbers (the label in the last column when ``want_labels``)."""
     if not os.path.isfile(path):
         raise CommandError(f"data file not found: {path}")
     if path.endswith(".npz"):
         try:
             with open(path, "rb") as file, np.load(file, allow_pickle=False) as data:
-                if "X" not in data:
-                    raise CommandError(f"{path}: no array named 'X' (found {sorted(data)})")
-                X = data["X"]
+                keys = set(data)
+                sparse = "X" not in keys and SPARSE_NPZ_KEYS <= keys
+                if not sparse and "X" not in keys:
+                    raise CommandError(f"{path}: no array named 'X' (found {sorted(data)}), "
+                                       "and not a sparse matrix of scipy.sparse.save_npz")
+                X = None if sparse else data["X"]
                 y = data["y"] if "y" in data else None
+            if sparse:
+                X = scipy.sparse.load_npz(path)
         except (ValueError, OSError) as error:
             raise CommandError(f"{path}: not a readable .npz file ({error})") from None
+        if sparse:
+            return X, _read_targets(y_path, path, X.shape[0], want_labels)
+        if y_path is not None:
+            raise CommandError(f"--y: only with a sparse X file (scipy.sparse.save_npz); "
+                               f"{path} holds its own arrays X and y")
         if want_labels and y is None:
             raise CommandError(f"{path}: no array named 'y' with the labels")
         return X, y
+    if y_path is not None:
+        raise CommandError(f"--y: only with a sparse X file (scipy.sparse.save_npz), not "
+                           f"{path}")
     if path.endswith(".csv"):
         table = _read_csv(path)
         if want_labels:
@@ -52,6 +71,26 @@ def _read_array_file(path, want_labels):
             return table[:, :-1], (y.astype(np.int64) if np.array_equal(y, y.round()) else y)
         return table, None
     raise CommandError(f"{path}: expected a .npz or .csv file")
+
+
+def _read_targets(y_path, x_path, m, required):
+    """The targets of the sparse X in ``x_path`` (m rows), from the ``.npy`` file ``y_path``
+    (``numpy.save``): an array of m rows, or None when not ``required`` and not given."""
+    if y_path is None:
+        if required:
+            raise CommandError(f"{x_path}: a sparse X (scipy.sparse.save_npz) holds no "
+                               "targets; give them with --y FILE.npy")
+        return None
+    if not os.path.isfile(y_path):
+        raise CommandError(f"--y: file not found: {y_path}")
+    try:
+        y = np.load(y_path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise CommandError(f"--y {y_path}: not a readable .npy file ({error})") from None
+    if not isinstance(y, np.ndarray) or y.ndim not in (1, 2) or y.shape[0] != m:
+        raise CommandError(f"--y {y_path}: expected an array of {m} rows, one per row of "
+                           f"{x_path}, got shape {np.shape(y)}")
+    return y
 
 
 def _read_csv(path):
@@ -115,8 +154,12 @@ def _first_bad_line(path, skip):
     return None
 
 
-def load_data(name, seed):
-    """The named data set: ``digits``, ``synthetic``, ``friedman``, or a file path."""
+def load_data(name, seed, y_path=None):
+    """The named data set: ``digits``, ``synthetic``, ``friedman``, or a file path (with the
+    targets of a sparse X from ``y_path``)."""
+    if y_path is not None and name in ("digits", "synthetic", "friedman"):
+        raise CommandError(f"--y: only with a sparse X file (scipy.sparse.save_npz), not "
+                           f"--data {name}")
     if name == "digits":
         from sklearn.datasets import load_digits
 
@@ -130,7 +173,7 @@ def load_data(name, seed):
         from sklearn.datasets import make_friedman1
 
         return make_friedman1(n_samples=3000, noise=0.5, random_state=seed)
-    return _read_array_file(name, want_labels=True)
+    return _read_array_file(name, want_labels=True, y_path=y_path)
 
 
 MAX_CLASSES = 50
@@ -155,7 +198,7 @@ def train_command(args):
 
     from fastnn.estimator import MLPClassifier, MLPRegressor
 
-    X, y = load_data(args.data, args.seed)
+    X, y = load_data(args.data, args.seed, args.y)
     task, why = (args.task, "--task") if args.task != "auto" else detect_task(y)
     regression = task == "regression"
     stratify = None
@@ -274,7 +317,7 @@ def predict_command(args):
     if not os.path.isfile(args.model):
         raise CommandError(f"model file not found: {args.model}")
     estimator = load(args.model)
-    X, y = _read_array_file(args.data, want_labels=False)
+    X, y = _read_array_file(args.data, want_labels=False, y_path=args.y)
     if X.ndim != 2 or X.shape[1] != estimator.n_features_in_:
         raise CommandError(f"{args.data}: X has shape {X.shape}, the model expects "
                            f"{estimator.n_features_in_} features per row")
@@ -454,7 +497,11 @@ def build_parser():
                        help="digits (default; scikit-learn's 8x8 handwritten digits), "
                        "synthetic (4 classes), friedman (regression: make_friedman1, 3000 "
                        "rows), or a .npz file with arrays X and y, or a .csv file with the "
-                       "target in the last column")
+                       "target in the last column, or a sparse X written by "
+                       "scipy.sparse.save_npz (.npz) with its targets in --y")
+    train.add_argument("--y", metavar="FILE.npy",
+                       help="the targets of a sparse X file: a .npy file (numpy.save) of one "
+                       "label, value or row of targets per row of X")
     train.add_argument("--task", choices=("auto", "classification", "regression"),
                        default="auto",
                        help="auto (default): regression when y has non-integer values or more "
@@ -492,11 +539,15 @@ def build_parser():
         "predict", help="predict labels or values with a saved model",
         description="Write one prediction per line for the rows of DATA (a .npz with an "
         "array X, or a .csv of features): a label, a value, or the comma-separated values of "
-        "a model with several outputs. If the .npz also has y, the accuracy (or R² and "
-        "RMSE) goes to stderr.")
+        "a model with several outputs. If the .npz also has y, or --y is given with a sparse "
+        "X, the accuracy (or R² and RMSE) goes to stderr.")
     predict.add_argument("model", help="a model file written by fastnn train")
-    predict.add_argument("data", help="a .npz file with an array X, or a .csv of features "
-                         "(a first line of column names is skipped)")
+    predict.add_argument("data", help="a .npz file with an array X, a .npz of a sparse X "
+                         "written by scipy.sparse.save_npz, or a .csv of features (a first "
+                         "line of column names is skipped)")
+    predict.add_argument("--y", metavar="FILE.npy",
+                         help="targets of a sparse X file (numpy.save), to score the "
+                         "predictions")
     predict.add_argument("--out", help="write the predictions to this file instead of stdout")
     predict.set_defaults(run=predict_command)
 

@@ -52,11 +52,14 @@ class Objective:
     ----------
     layers : sequence of int
         Layer sizes ``[s_1, ..., s_L]``.
-    X : array-like of shape (m, s_1)
-        Inputs; converted once to ``dtype``.
+    X : array-like or scipy.sparse matrix of shape (m, s_1)
+        Inputs; converted once to ``dtype``. A sparse X (any format) is kept as a canonical
+        CSR matrix and never densified (:func:`fastnn._validation.check_sparse_X`); on it
+        ``backend="auto"`` computes with ``"numba-parallel"``.
     y : array-like of shape (m,) or (m, K)
         Integer labels ``0 ... K-1`` (K ≥ 2), a 0/1 vector (K = 1), or a 0/1 matrix; for the
-        identity and exp outputs, real values ((m,) for K = 1), ≥ 0 for the exp output.
+        identity and exp outputs, real values ((m,) for K = 1), ≥ 0 for the exp output. A
+        scipy.sparse y (m, K) is converted to a dense matrix (K is the output layer's size).
     lam : float
         λ ≥ 0, the weight of the penalty on all but the bias column.
     loss : {"cross_entropy", "squared_error", "poisson"}
@@ -70,9 +73,10 @@ class Objective:
         classes, the multinomial cross-entropy), h = z(L) (regression), or h = e^{z(L)}
         (the Poisson loss's log link).
     backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}
-        ``"dask"``: X and y (Dask arrays chunked by rows, or in-memory arrays) are kept on the
-        workers of a Dask cluster and the sums over examples are computed there (see
-        :mod:`fastnn.backends._dask`); needs ``pip install "fastnn[dask]"``.
+        ``"dask"``: X and y (Dask arrays chunked by rows, or in-memory arrays; X's chunks may
+        be scipy.sparse matrices) are kept on the workers of a Dask cluster and the sums
+        over examples are computed there (see :mod:`fastnn.backends._dask`); needs
+        ``pip install "fastnn[dask]"``.
     dtype : float32 or float64
         The dtype of X, θ and the gradient inside the computation.
     client : distributed.Client, optional
@@ -139,8 +143,10 @@ class Objective:
 
     def computed_by(self, rows=None):
         """The backend that evaluates this objective on batches of ``rows`` examples (all of
-        them when None), ``"auto"`` resolved (:meth:`fastnn.backends.Backend.choose`)."""
-        return self._backend.choose(self.layers, self.m if rows is None else rows, self.dtype)
+        them when None), ``"auto"`` resolved (:meth:`fastnn.backends.Backend.choose`):
+        ``"numba-parallel"`` for a sparse X."""
+        return self._backend.choose(self.layers, self.m if rows is None else rows, self.dtype,
+                                    self.data.sparse)
 
     def cost(self, vec):
         """J at θ = ``vec`` (no backpropagation)."""
@@ -250,10 +256,12 @@ def cost(thetas, X, y, lam=0.0, *, loss="cross_entropy", activation="sigmoid",
     thetas : list of ndarray
         ``thetas[l]`` of shape ``(s_{l+2}, s_{l+1} + 1)``, float32 or float64; their common dtype
         is the dtype of the computation.
-    X : array-like of shape (m, s_1)
+    X : array-like or scipy.sparse matrix of shape (m, s_1)
+        A sparse X (any format) is computed on as a CSR matrix, never densified.
     y : array-like of shape (m,) or (m, K)
         Integer labels ``0 ... K-1`` (K ≥ 2), a 0/1 vector (K = 1), or a 0/1 matrix; for the
-        identity and exp outputs, real values ((m,) for K = 1), ≥ 0 for the exp output.
+        identity and exp outputs, real values ((m,) for K = 1), ≥ 0 for the exp output. A
+        scipy.sparse y is converted to a dense matrix.
     lam : float, default 0
         λ ≥ 0.
     loss : {"cross_entropy", "squared_error", "poisson"}, default "cross_entropy"
@@ -308,7 +316,8 @@ def forward(thetas, X, *, activation="sigmoid", output_activation="sigmoid", bac
     ----------
     thetas : list of ndarray
         ``thetas[l]`` of shape ``(s_{l+2}, s_{l+1} + 1)``.
-    X : array-like of shape (m, s_1)
+    X : array-like or scipy.sparse matrix of shape (m, s_1)
+        A sparse X (any format) is computed on as a CSR matrix, never densified.
     activation : {"sigmoid", "tanh", "relu", "identity"}, default "sigmoid"
     output_activation : {"sigmoid", "softmax", "identity", "exp"}, default "sigmoid"
     backend : {"auto", "numpy", "numba", "numba-parallel", "dask"}, default "auto"

@@ -263,3 +263,43 @@ def test_bad_weights_name_the_argument(client, w, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         fastnn.Objective([12, 9, 4], da.from_array(X, chunks=(200, 12)), y, backend="dask",
                          client=client, sample_weight=da.from_array(w, chunks=200))
+
+
+def sparse_problem(m=600, n=80, K=4):
+    import scipy.sparse as sp
+
+    X = sp.random(m, n, density=0.05, format="csr", random_state=0)
+    y = np.random.default_rng(1).integers(0, K, size=m)
+    return fastnn.init_weights([n, 7, K], seed=0), X, y
+
+
+@pytest.mark.parametrize("given", ["scipy", "dask of csr chunks"])
+def test_sparse_chunks_are_kept_as_csr(client, given):
+    """A scipy.sparse X, or a Dask array of sparse chunks, is cut by rows and each chunk
+    checked into a CSR matrix on its worker; no chunk is densified."""
+    import scipy.sparse as sp
+
+    _, X, y = sparse_problem()
+    if given != "scipy":
+        X = da.from_array(X, chunks=(150, 80), asarray=False)
+    objective = fastnn.Objective([80, 7, 4], X, y, backend="dask", client=client)
+    assert objective.data.sparse
+    chunks = client.gather(objective.data.chunks)
+    assert all(type(chunk.X) is sp.csr_matrix and chunk.X.has_canonical_format
+               for chunk in chunks)
+    assert sum(chunk.X.shape[0] for chunk in chunks) == 600
+
+
+@pytest.mark.parametrize("given", ["scipy", "dask of csr chunks"])
+def test_sparse_X_matches_one_machine(client, given):
+    thetas, X, y = sparse_problem()
+    X_given = X if given == "scipy" else da.from_array(X, chunks=(150, 80), asarray=False)
+    J, grads = fastnn.cost_and_grad(thetas, X_given, y, lam=0.5, backend="dask",
+                                    client=client)
+    J_ref, grads_ref = fastnn.cost_and_grad(thetas, X.toarray(), y, lam=0.5, backend="numba")
+    assert J == pytest.approx(J_ref, rel=1e-12)
+    for grad, grad_ref in zip(grads, grads_ref):
+        np.testing.assert_allclose(grad, grad_ref, rtol=1e-12, atol=1e-12 * np.abs(grad_ref).max())
+    H = fastnn.forward(thetas, da.from_array(X, chunks=(150, 80), asarray=False),
+                       backend="dask")
+    np.testing.assert_allclose(H.compute(), fastnn.forward(thetas, X.toarray()), rtol=1e-12)

@@ -5,7 +5,8 @@ Every backend is an object with the same small interface (:class:`Backend`), so 
 
 ``prepare(X, y, layers, dtype, client=None, *, real=False, sample_weight=None)``
     The data (real-valued targets with ``real``) and the example weights checked and converted
-    once, kept where this backend computes: an object with ``m`` (the number of examples),
+    once (a scipy.sparse X into a canonical CSR matrix, never densified), kept where this
+    backend computes: an object with ``m`` (the number of examples), ``sparse`` (X is sparse),
     ``weight_scale`` (m / Σ w), ``inputs`` (what :meth:`forward` takes for these examples),
     ``targets`` (:class:`fastnn._validation.Targets`, or None where the targets stay remote) and
     ``take(rows)`` (a mini-batch of the same kind).
@@ -22,15 +23,16 @@ Every backend is an object with the same small interface (:class:`Backend`), so 
     (:class:`~fastnn.backends._base.Workspace`) across calls.
 ``forward(theta, layers, X, activation, logits=False)``
     The outputs h_Θ(x) = σ(z(L)), or z(L) with ``logits``, shape (m, K), in the dtype of θ; X
-    is a checked in-memory array, a prepared ``inputs``, or an array the backend ``holds``.
+    is a checked in-memory array or CSR matrix, a prepared ``inputs``, or an array the backend
+    ``holds``.
 ``holds(X)``
     True when X is an array this backend computes on where it lies (a Dask array for
     ``"dask"``), which callers then leave where it is instead of gathering it.
 
 What callers would otherwise decide by a backend's name, each backend answers itself, with the
 in-process answer by default (:class:`Backend`): ``calls_blas`` and ``parallel_updates`` (how a
-training loop holds the thread pools, of the backend ``choose(layers, m, dtype)`` gives for its
-calls), ``classes``, ``encode`` and ``decode`` (a classifier's labels, where they lie),
+training loop holds the thread pools, of the backend ``choose(layers, m, dtype, sparse)`` gives
+for its calls), ``classes``, ``encode`` and ``decode`` (a classifier's labels, where they lie),
 ``in_process`` and ``cluster(address)`` (computing on a cluster).
 
 Inputs given to ``loss_and_delta`` and ``forward`` are trusted: ``prepare`` and
@@ -43,7 +45,7 @@ import numba
 from threadpoolctl import threadpool_limits
 
 from fastnn._threads import bounded_spin
-from fastnn._validation import check_choice
+from fastnn._validation import check_choice, is_sparse
 from fastnn.backends._base import Backend, LocalData
 from fastnn.backends._dask import DaskBackend
 from fastnn.backends._numba import PARALLEL, SERIAL
@@ -85,24 +87,25 @@ def auto_backend(layers, m=None):
 
 class AutoBackend(Backend):
     """``"auto"``: each call goes to the backend :func:`auto_backend` picks for the network
-    and the number of rows of that call (a mini-batch is not a full batch)."""
+    and the number of rows of that call (a mini-batch is not a full batch); every call on a
+    sparse X to ``"numba-parallel"`` and its CSR kernels, whatever the sizes."""
 
     calls_blas = True
     """It may hand a call to ``"numpy"``."""
 
-    def choose(self, layers, m, dtype):
-        return BACKENDS[auto_backend(layers, m)]
+    def choose(self, layers, m, dtype, sparse=False):
+        return BACKENDS["numba-parallel" if sparse else auto_backend(layers, m)]
 
     def loss_and_delta(self, theta, problem, data, need_grad):
-        return self.choose(problem.layers, data.m, problem.dtype).loss_and_delta(
+        return self.choose(problem.layers, data.m, problem.dtype, data.sparse).loss_and_delta(
             theta, problem, data, need_grad)
 
     def cost_and_grad(self, theta, problem, data, need_grad, out=None):
-        return self.choose(problem.layers, data.m, problem.dtype).cost_and_grad(
+        return self.choose(problem.layers, data.m, problem.dtype, data.sparse).cost_and_grad(
             theta, problem, data, need_grad, out)
 
     def forward(self, theta, layers, X, activation, logits=False):
-        return self.choose(layers, X.shape[0], theta.dtype).forward(
+        return self.choose(layers, X.shape[0], theta.dtype, is_sparse(X)).forward(
             theta, layers, X, activation, logits)
 
 

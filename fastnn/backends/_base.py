@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fastnn._validation import Targets, check_targets, check_X
+from fastnn._validation import Targets, check_targets, check_X, is_sparse
 from fastnn.network import penalty_mask
 
 
@@ -44,12 +44,16 @@ class Workspace:
 class LocalData(NamedTuple):
     """Checked, converted examples in this process's memory, or a mini-batch of them.
 
-    X : ndarray of shape (m_all, s_1), C-contiguous, in the compute dtype
+    X : ndarray of shape (m_all, s_1), C-contiguous, in the compute dtype, or a
+        scipy.sparse.csr_matrix of that shape and dtype, canonical, as
+        :func:`fastnn._validation.check_sparse_X` makes it
     targets : fastnn._validation.Targets
         For the m_all rows of X.
     rows : ndarray of int64, shape (m,), or None
         The examples of a mini-batch, as indices into X; None for all of them. A mini-batch
         is not copied out of X: the Numba kernels read its rows through the indices.
+        :attr:`inputs` and :meth:`materialize` of a sparse X give CSR matrices of the rows
+        (scipy's row indexing copies their entries, never a dense row).
     workspace : Workspace or None
         The work arrays kept for calls on these examples (shared by their mini-batches).
     """
@@ -64,6 +68,11 @@ class LocalData(NamedTuple):
         return self.X.shape[0] if self.rows is None else self.rows.shape[0]
 
     @property
+    def sparse(self):
+        """True when X is a CSR matrix."""
+        return is_sparse(self.X)
+
+    @property
     def weight_scale(self):
         """``m / Σ w`` of all the examples (1 without weights; see
         :class:`fastnn._validation.Targets`)."""
@@ -71,6 +80,8 @@ class LocalData(NamedTuple):
 
     @property
     def inputs(self):
+        """X of these examples, for :meth:`Backend.forward`: X itself, or its rows (an array,
+        or a CSR matrix for a sparse X)."""
         return self.X if self.rows is None else self.X[self.rows]
 
     def take(self, rows):
@@ -82,7 +93,8 @@ class LocalData(NamedTuple):
                          self.workspace)
 
     def materialize(self):
-        """``(X, targets)`` of these examples as arrays of their own (a copy for a batch)."""
+        """``(X, targets)`` of these examples as arrays of their own (a copy for a batch; a
+        CSR matrix of the batch's rows for a sparse X)."""
         if self.rows is None:
             return self.X, self.targets
         return self.X[self.rows], self.targets.take(self.rows)
@@ -103,10 +115,11 @@ class Backend:
     """True for a backend whose kernels run over Numba's threads (``"numba-parallel"``): the
     optimizer's updates between two calls then run over the same threads, already awake."""
 
-    def choose(self, layers, m, dtype):
-        """The backend that computes a call on m rows of a network of ``layers`` in ``dtype``:
-        this one (``"auto"`` picks one per call). A training loop asks it what its calls run
-        on, for :attr:`calls_blas` and :attr:`parallel_updates`."""
+    def choose(self, layers, m, dtype, sparse=False):
+        """The backend that computes a call on m rows of a network of ``layers`` in ``dtype``,
+        of a scipy.sparse X when ``sparse``: this one (``"auto"`` picks one per call). A
+        training loop asks it what its calls run on, for :attr:`calls_blas` and
+        :attr:`parallel_updates`."""
         return self
 
     def classes(self, y):

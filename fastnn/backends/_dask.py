@@ -16,6 +16,11 @@ result does not depend on scheduling.
 A worker that dies takes its chunks with it; the scheduler recomputes them from their lineage
 (the graph that produced X and y: slices of in-memory arrays, reads of files) on the workers
 left, and the evaluation that needed them waits for that and goes on.
+
+X may be sparse: a Dask array whose chunks are scipy.sparse matrices, or a scipy.sparse matrix
+(cut by rows as a CSR matrix). Each chunk is then checked into a CSR matrix on its worker
+(:func:`fastnn._validation.check_sparse_X`) and handed to the same kernels, which take CSR X;
+nothing is densified.
 """
 
 import copy
@@ -25,7 +30,7 @@ from contextlib import ExitStack, contextmanager
 
 import numpy as np
 
-from fastnn._validation import check_sample_weight, check_targets, check_X
+from fastnn._validation import check_sample_weight, check_targets, check_X, is_sparse
 from fastnn.backends._base import Backend, LocalData
 from fastnn.backends._numba import PARALLEL, SERIAL
 
@@ -113,9 +118,10 @@ class DistributedData:
 
     Parameters
     ----------
-    X : dask.array.Array or array-like of shape (m, s_1)
-        Chunked by rows (columns are joined into one chunk); an in-memory array is cut into
-        two chunks per worker.
+    X : dask.array.Array, array-like or scipy.sparse matrix of shape (m, s_1)
+        Chunked by rows (columns are joined into one chunk); an in-memory array or a sparse
+        matrix (as CSR) is cut into two chunks per worker. The chunks may be scipy.sparse
+        matrices.
     y : dask.array.Array or array-like of shape (m,) or (m, K)
         Rechunked to X's rows.
     layers : tuple of int
@@ -133,9 +139,11 @@ class DistributedData:
         dask, da, _ = _modules()
         self.client = _client(client)
         if not isinstance(X, da.Array):
-            X = np.asarray(X)
+            sparse = is_sparse(X)
+            X = X.tocsr() if sparse else np.asarray(X)
             n_chunks = 2 * max(1, len(self.client.scheduler_info()["workers"]))
-            X = da.from_array(X, chunks=(max(1, -(-X.shape[0] // n_chunks)), *X.shape[1:]))
+            X = da.from_array(X, chunks=(max(1, -(-X.shape[0] // n_chunks)), *X.shape[1:]),
+                              asarray=not sparse)
         if X.ndim != 2:
             raise ValueError(f"X: expected a 2-D array of shape (m, {layers[0]}), got shape "
                              f"{X.shape}")
@@ -161,6 +169,7 @@ class DistributedData:
             if chunk.exception() is not None:
                 chunk.result()  # raises the worker's error, which names the argument
         self.m = int(X.shape[0])
+        self.sparse = is_sparse(X._meta)
         self.weight_scale = weight_scale
         self.row_starts = np.cumsum((0, *X.chunks[0]))
         self.parts = [(chunk, None) for chunk in self.chunks]
@@ -233,7 +242,8 @@ class DaskBackend(Backend):
 
     def forward(self, theta, layers, X, activation, logits=False):
         """Outputs h_Θ(x) (or z(L)), shape (m, K): a Dask array chunked like X for a Dask
-        array; gathered in row order for :class:`DistributedData`."""
+        array (of dense or scipy.sparse chunks); gathered in row order for
+        :class:`DistributedData`."""
         if isinstance(X, DistributedData):
             client = X.client
             theta_future = _send(client, theta)
@@ -246,7 +256,8 @@ class DaskBackend(Backend):
                 raise ValueError(f"X: expected shape (m, {layers[0]}), got {X.shape}")
             X = X.rechunk({1: -1})
             return X.map_blocks(_block_forward, theta, tuple(layers), activation, logits,
-                                dtype=theta.dtype, chunks=(X.chunks[0], (layers[-1],)))
+                                dtype=theta.dtype, chunks=(X.chunks[0], (layers[-1],)),
+                                meta=np.empty((0, 0), dtype=theta.dtype))
         raise TypeError(f'X: backend="dask" computes on Dask arrays, got {type(X).__name__}; '
                         "use an in-process backend for in-memory data")
 

@@ -164,6 +164,7 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         tags.target_tags.single_output = True
+        tags.input_tags.sparse = True
         return tags
 
     # -- parameters --------------------------------------------------------------------------
@@ -240,10 +241,11 @@ class _BaseMLP(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (m, n_features)
+        X : array-like or scipy.sparse matrix of shape (m, n_features)
+            A sparse X (any format) is trained on as a CSR matrix, never densified.
         y : array-like of shape (m,) or (m, K)
             The classifier's labels or 0/1 indicator matrix; the regressor's real values, one
-            column per output.
+            column per output. A scipy.sparse y is converted to a dense array.
         sample_weight : array-like of shape (m,) or float, optional
             Example weights w_i ≥ 0, not all zero: the cost becomes the weighted mean of the
             examples' loss terms, and λ's term is scaled by Σ w_i instead of m. Integer
@@ -263,6 +265,7 @@ class _BaseMLP(BaseEstimator):
         if not warm:
             for name in ("thetas_", "_optimizer"):
                 self.__dict__.pop(name, None)
+        y = _data.dense_targets(y)
         if warm and self._backend.in_process:
             self._check_warm_targets(y)
         if self._backend.in_process:
@@ -494,7 +497,8 @@ class _BaseMLP(BaseEstimator):
             layers = self._layers(self.n_features_in_, self.thetas_[-1].shape[0])
             Z = backend.forward(pack(self.thetas_), layers, X, self._activation(), True)
             return Z if logits else OUTPUT_FUNCTIONS[output](Z)
-        X = validate_data(self, X, reset=False, dtype=self._dtype())
+        X = validate_data(self, X, reset=False, dtype=self._dtype(),
+                          accept_sparse=_data.ACCEPT_SPARSE)
         return forward(self.thetas_, X, activation=self._activation(),
                        output_activation=output, backend=self._local_backend, logits=logits)
 

@@ -261,7 +261,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (m, n_features)
+        X : array-like or scipy.sparse matrix of shape (m, n_features)
         y : array-like of shape (m,) or (m, n_labels)
         classes : array-like of shape (n_classes,), optional
             All labels that will ever appear; required on the first call unless y is a
@@ -289,7 +289,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (m, n_features)
+        X : array-like or scipy.sparse matrix of shape (m, n_features)
 
         Returns
         -------
@@ -308,7 +308,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (m, n_features)
+        X : array-like or scipy.sparse matrix of shape (m, n_features)
 
         Returns
         -------
@@ -328,7 +328,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (m, n_features)
+        X : array-like or scipy.sparse matrix of shape (m, n_features)
 
         Returns
         -------
@@ -342,12 +342,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (m, n_features)
+        X : array-like or scipy.sparse matrix of shape (m, n_features)
 
         Returns
         -------
         labels : ndarray of shape (m,) or (m, n_labels)
-            Labels from ``classes_``, or a 0/1 indicator matrix for multi-label targets.
+            Labels from ``classes_``, or a 0/1 indicator matrix for multi-label targets (a
+            dense array, also after a fit on a scipy.sparse y, where scikit-learn's MLP
+            returns a sparse matrix).
         """
         H = self._forward(X)
         if self._multilabel:

@@ -195,7 +195,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (m, n_features)
+        X : array-like or scipy.sparse matrix of shape (m, n_features)
         y : array-like of shape (m,) or (m, n_outputs)
         sample_weight : array-like of shape (m,) or float, optional
             Example weights, as in :meth:`fit`.
@@ -213,7 +213,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
         Parameters
         ----------
-        X : array-like of shape (m, n_features)
+        X : array-like or scipy.sparse matrix of shape (m, n_features)
 
         Returns
         -------
