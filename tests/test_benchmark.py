@@ -6,6 +6,7 @@ from contextlib import suppress
 import numba
 import numpy as np
 import pytest
+import scipy.sparse
 import threadpoolctl
 
 import fastnn
@@ -21,6 +22,95 @@ def test_make_data(name):
     assert X.shape == (max(64, round(workload.m * 0.001)), workload.layers[0])
     assert y.min() >= 0 and y.max() < workload.layers[-1]
     assert theta.shape == (fastnn.n_params(workload.layers),)
+
+
+@pytest.fixture(scope="module")
+def sparse():
+    """A 2,000 × 5,000 tf-idf-shaped X with 1 % of its entries nonzero, float32."""
+    return benchmark.make_sparse(2_000, 5_000, density=0.01, K=4, dtype=np.float32, seed=3)
+
+
+def test_make_sparse_shape_and_format(sparse):
+    X, _, theta = sparse
+    assert isinstance(X, scipy.sparse.csr_matrix) and X.shape == (2_000, 5_000)
+    assert X.dtype == theta.dtype == np.float32
+    assert X.indices.dtype == X.indptr.dtype == np.int32
+    assert theta.shape == (fastnn.n_params((5_000, 64, 4)),)
+    assert X.nnz == pytest.approx(0.01 * 2_000 * 5_000, rel=0.03)
+    # canonical CSR: column ids strictly increasing within every row
+    steps = np.diff(X.indices)
+    inside = np.ones(X.nnz - 1, dtype=bool)
+    inside[X.indptr[1:-1] - 1] = False
+    assert (steps[inside] > 0).all()
+    copy = X.copy()
+    copy.sum_duplicates()
+    assert copy.nnz == X.nnz
+    assert (X.data > 0).all() and (np.diff(X.indptr) >= 1).all()
+
+
+def test_make_sparse_rows_are_unit_tf_idf_vectors(sparse):
+    X = sparse[0]
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel())
+    np.testing.assert_allclose(norms, 1.0, rtol=1e-6)
+
+
+def test_make_sparse_values_are_tf_idf():
+    """Each value over its row's smallest value is tf · idf over the smallest's tf · idf, the
+    idf being scikit-learn's smooth idf of the column: a column in every row weighs least."""
+    X, _, _ = benchmark.make_sparse(400, 600, density=0.05, seed=2)
+    df = np.bincount(X.indices, minlength=600)
+    idf = np.log(401 / (1 + df)) + 1
+    for i in range(5):
+        row = X[i]
+        tf = row.data / idf[row.indices]
+        np.testing.assert_allclose(tf / tf.min(), np.round(tf / tf.min()), rtol=1e-9)
+
+
+def test_make_sparse_columns_follow_a_zipf_law(sparse):
+    """A few columns are in most rows, most columns in few: the 1 % most frequent hold a large
+    share of the nonzeros, and past the head (columns in most rows) the frequencies fall as
+    1/rank."""
+    X = sparse[0]
+    df = np.sort(np.bincount(X.indices, minlength=X.shape[1]))[::-1]
+    assert df[:50].sum() > 0.2 * X.nnz
+    assert df[0] > 0.5 * X.shape[0] and np.median(df) < 0.05 * X.shape[0]
+    assert df[99] / df[999] == pytest.approx(10, rel=0.3)
+
+
+def test_make_sparse_nnz_and_labels():
+    X, y, _ = benchmark.make_sparse(1_000, 3_000, nnz=40_000, K=3)
+    assert X.nnz == pytest.approx(40_000, rel=0.03)
+    counts = np.bincount(y, minlength=3)
+    assert counts.sum() == 1_000 and counts.min() > 200  # every class, none rare
+
+
+def test_make_sparse_labels_depend_on_the_features():
+    """A linear model fit on half the rows predicts the other half's labels far better than
+    chance: training has signal."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y, _ = benchmark.make_sparse(2_000, 1_000, density=0.05, K=4, seed=1)
+    model = LogisticRegression(C=100.0, max_iter=500).fit(X[:1_000], y[:1_000])
+    assert model.score(X[1_000:], y[1_000:]) > 0.5
+
+
+def test_make_sparse_is_deterministic_by_seed():
+    a, b, c = (benchmark.make_sparse(300, 800, density=0.02, seed=seed)
+               for seed in (5, 5, 6))
+    for left, right in zip(a, b, strict=True):
+        assert (left != right).nnz == 0 if scipy.sparse.issparse(left) else \
+            np.array_equal(left, right)
+    assert a[0].nnz != c[0].nnz or (a[0] != c[0]).nnz > 0
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({}, "exactly one of density and nnz"),
+    ({"density": 0.1, "nnz": 10}, "exactly one of density and nnz"),
+    ({"density": 0.9}, "nonzeros per row <= n/2"),
+])
+def test_make_sparse_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        benchmark.make_sparse(10, 20, **kwargs)
 
 
 @pytest.mark.parametrize("name", [n for n in benchmark.implementations() if n != "numpy"])

@@ -14,7 +14,7 @@ forward products, the backpropagated δ and the Δ accumulation.
 The modules, in the order of a run:
 
 ``workloads``
-    The network shapes and example counts, and their data.
+    The network shapes and example counts, and their data; tf-idf-shaped sparse data.
 ``peers``
     The implementations: ``PREPARE[name](layers, X, y, dtype)`` returns ``run(θ) -> (J, ∇J)``.
 ``threads``
@@ -54,7 +54,7 @@ from fastnn.benchmark.training import (
     training_implementations,
     training_runs,
 )
-from fastnn.benchmark.workloads import LAMBDA, WORKLOADS, Workload, make_data
+from fastnn.benchmark.workloads import LAMBDA, WORKLOADS, Workload, make_data, make_sparse
 
 __all__ = [
     "BATCH_SIZES",
@@ -79,6 +79,7 @@ __all__ = [
     "implementations",
     "machine",
     "make_data",
+    "make_sparse",
     "plot_report",
     "run_benchmarks",
     "run_training",
