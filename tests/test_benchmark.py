@@ -113,6 +113,19 @@ def test_make_sparse_bad_arguments(kwargs, message):
         benchmark.make_sparse(10, 20, **kwargs)
 
 
+def test_dense_reference_in_blocks_is_the_whole_dense_result():
+    """J and ∇J summed over blocks of rows (of 64 bytes, 8 rows of 8 float64 columns here) are
+    the NumPy backend's on the whole dense X, penalty included."""
+    from fastnn.benchmark.sparse import dense_reference
+
+    X, y, theta = benchmark.make_sparse(100, 8, density=0.25, hidden=(5,), K=3)
+    J, grad = dense_reference((8, 5, 3), X, y, theta, block_bytes=64)
+    J_ref, grad_ref = fastnn.Objective((8, 5, 3), X.toarray(), y, benchmark.LAMBDA,
+                                       backend="numpy")(theta)
+    assert J == pytest.approx(J_ref, rel=1e-13)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("name", [n for n in benchmark.implementations() if n != "numpy"])
 def test_implementations_compute_J_and_grad(name):
     """Every implementation gives the NumPy backend's J and ∇J (the peers are oracles too)."""
