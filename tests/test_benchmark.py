@@ -236,6 +236,55 @@ def test_call_memory_is_bounded():
         assert 0 <= memory["extra_mb"] < 64, (backend, memory)
 
 
+SPARSE_API = "needs fastnn's sparse X (issue 26): Objective and MLPClassifier on a CSR X"
+
+
+@pytest.mark.skip(reason=SPARSE_API)
+def test_bench_sparse_command(tmp_path, capsys):
+    out_json = tmp_path / "sparse.json"
+    status = main(["bench", "--sparse", "--scale", "0.005", "--repeats", "1", "--threads", "1",
+                   "--dtype", "float32", "--densities", "0.005", "0.05", "--quiet", "--json",
+                   str(out_json)])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert ("J and ∇J, 100 × 20,000, density 0.5 % (" in out
+            and "nonzeros), 20000-64-10, float32, λ = 1, 1 threads" in out)
+    assert "2 adam epochs, 100 × 20,000, density 0.5 %" in out and "÷ sklearn" in out
+    assert "adam epoch 500 × 50,000, " in out and "MiB above X (X is " in out
+    report = json.loads(out_json.read_text())
+    rows = report["cost_and_grad"]
+    assert [(r["density"], r["implementation"], r["X"]) for r in rows] == [
+        (density, name, kind) for density in (0.005, 0.05)
+        for name, kind in benchmark.sparse.COST_AND_GRAD.items()]
+    for row in rows:
+        assert row["J_rel_diff"] < 1e-5 and row["grad_rel_diff"] < 1e-5, row
+        assert row["vs_numpy"] == pytest.approx(
+            row["median_s"] / next(r["median_s"] for r in rows if r["density"] == row["density"]
+                                   and r["implementation"] == "numpy"))
+    training = report["training"]
+    assert [r["implementation"] for r in training] == list(benchmark.sparse.TRAINING)
+    assert {r["epochs"] for r in training} == {benchmark.sparse.EPOCHS}
+    # one batch of all 100 rows: no shuffling, the same two adam steps everywhere
+    assert {round(r["loss"], 4) for r in training} == {round(training[0]["loss"], 4)}
+    (memory,) = report["memory"]
+    assert memory["x_mb"] > 0 and memory["peak_mb"] >= memory["resident_before_mb"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--no-memory"], "--no-memory: only with --sparse"),
+    (["--densities", "0.1"], "--densities: only with --sparse"),
+    (["--sparse", "--densities", "0.7"], "--densities: expected fractions in (0, 0.5]"),
+    (["--sparse", "--training"], "--training: not with --sparse"),
+    (["--sparse", "--implementations", "numpy"], "--implementations: not with --sparse"),
+    (["--sparse", "--threads", "0"], "--threads: expected 1 to"),
+    (["--contention", "--sparse"], "--sparse: not with --contention"),
+])
+def test_bench_sparse_bad_arguments(capsys, args, message):
+    assert main(["bench", "--quiet", "--scale", "0.005", *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
 @pytest.fixture(scope="module")
 def training_report():
     """Every training implementation on 0.5 % of each workload, float64: adam and sgd epochs

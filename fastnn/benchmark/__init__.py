@@ -26,6 +26,9 @@ The modules, in the order of a run:
 ``training``
     Time per epoch of mini-batch adam and sgd and per L-BFGS iteration, each with the J reached,
     from the same initial weights for every implementation (``fastnn bench --training``).
+``sparse``
+    J and ∇J and adam epochs on a tf-idf-shaped CSR X, beside its dense copy and scikit-learn,
+    and the memory of an epoch (``fastnn bench --sparse``).
 
 scikit-learn, PyTorch and matplotlib are imported only by the functions that need them.
 """

@@ -56,7 +56,8 @@ TRAINING_SETTINGS = {
     "tol": 0.0, "n_iter_no_change": EPOCHS + 1, "shuffle": True, "random_state": 0,
 }
 """The settings both estimators get: scikit-learn's defaults but 64 hidden units, batches of
-200, exactly :data:`EPOCHS` epochs (no stop for lack of improvement) from seed 0."""
+200 (m, if fewer), exactly :data:`EPOCHS` epochs (no stop for lack of improvement) from seed
+0."""
 TRAINING = {"fastnn": ("auto", "csr"), "fastnn dense": ("auto", "dense"),
             "sklearn": ("sklearn", "csr")}
 """Name in the training table → (the implementation whose threads are held, the X it gets)."""
@@ -115,6 +116,14 @@ def dense_reference(layers, X, y, theta, block_bytes=2**28):
     return J + LAMBDA / (2 * m) * float(penalized @ penalized), grad + LAMBDA / m * penalized
 
 
+def parity(result, reference):
+    """``{"J_rel_diff", "grad_rel_diff"}``: |J − J_ref| / |J_ref| and max |∇J − ∇J_ref| over
+    max |∇J_ref|, of ``result = (J, ∇J)`` from ``reference = (J_ref, ∇J_ref)``."""
+    (J, grad), (J_ref, grad_ref) = result, reference
+    return {"J_rel_diff": float(abs(J - J_ref) / abs(J_ref)),
+            "grad_rel_diff": _rel_diff(grad, grad_ref)}
+
+
 def run_sparse_cost_and_grad(dtypes, threads, repeats, scale=1.0, densities=DENSITIES,
                              progress=None, pause=PAUSE_S):
     """The full-batch table: each backend of :data:`COST_AND_GRAD` at each density and dtype.
@@ -150,26 +159,22 @@ def run_sparse_cost_and_grad(dtypes, threads, repeats, scale=1.0, densities=DENS
         X64, y, theta64 = make_sparse(m, n, density, hidden=(HIDDEN,), K=K)
         for dtype in map(np.dtype, dtypes):
             X, theta = X64.astype(dtype), theta64.astype(dtype)
-            J_ref, grad_ref = dense_reference(layers, X, y, theta)
+            reference = dense_reference(layers, X, y, theta)
             names = [name for name, kind in COST_AND_GRAD.items()
                      if kind == "csr" or dense_bytes(X, dtype) <= DENSE_LIMIT]
             if progress:
                 progress(f"J and ∇J, {_describe(X, density)}, {dtype}: {', '.join(names)}")
-            runs = {name: Objective(layers, X.toarray() if COST_AND_GRAD[name] == "dense" else X,
-                                    y, LAMBDA, backend=name, dtype=dtype)
-                    for name in names}
+            runs = {name: prepare_cost_and_grad(name, layers, X, y, dtype) for name in names}
             times, results = time_interleaved(runs, theta, threads, repeats, pause)
             del runs
             table = []
             for name in names:
-                J, grad = results[name]
                 table.append({
                     "m": m, "n": n, "density": density, "nnz": X.nnz, "layers": list(layers),
                     "dtype": dtype.name, "implementation": name, "X": COST_AND_GRAD[name],
                     "dense_bytes": dense_bytes(X, dtype), "threads": threads,
                     "times_s": times[name], "median_s": float(np.median(times[name])),
-                    "J_rel_diff": float(abs(J - J_ref) / abs(J_ref)),
-                    "grad_rel_diff": _rel_diff(grad, grad_ref),
+                    **parity(results[name], reference),
                 })
             numpy = next(r["median_s"] for r in table if r["implementation"] == "numpy")
             for row in table:
@@ -178,20 +183,31 @@ def run_sparse_cost_and_grad(dtypes, threads, repeats, scale=1.0, densities=DENS
     return records
 
 
-def _fitter(name, X, y):
-    """``run(_) -> (loss_, n_iter_)``: one fit on (X, y) of the estimator ``name`` ("fastnn",
-    "fastnn dense" or "sklearn") with :data:`TRAINING_SETTINGS`."""
+def prepare_cost_and_grad(name, layers, X, y, dtype):
+    """``run(θ) -> (J, ∇J)`` of the backend ``name`` of :data:`COST_AND_GRAD` on the CSR X or
+    on its dense copy, as that table gives it."""
+    X = X.toarray() if COST_AND_GRAD[name] == "dense" else X
+    return Objective(layers, X, y, LAMBDA, backend=name, dtype=dtype)
+
+
+def prepare_fit(name, X, y):
+    """``run(_) -> (loss_, n_iter_)``: one fit of the estimator ``name`` of :data:`TRAINING`
+    (with :data:`TRAINING_SETTINGS`) on the CSR X or on its dense copy, as that table gives
+    it."""
     from sklearn.exceptions import ConvergenceWarning
 
     if name == "sklearn":
         from sklearn.neural_network import MLPClassifier
     else:
         from fastnn import MLPClassifier
+    X = X.toarray() if TRAINING[name][1] == "dense" else X
+    # batches of at most m, where scikit-learn would clip them with a warning
+    settings = {**TRAINING_SETTINGS, "batch_size": min(TRAINING_SETTINGS["batch_size"], len(y))}
 
     def run(_):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # max_iter ends every fit
-            clf = MLPClassifier(**TRAINING_SETTINGS).fit(X, y)
+            clf = MLPClassifier(**settings).fit(X, y)
         return float(clf.loss_), int(clf.n_iter_)
 
     return run
@@ -209,10 +225,10 @@ def run_sparse_training(dtypes, threads, repeats, scale=1.0, progress=None, paus
     -------
     list of dict
         One record per dtype and estimator that ran: ``m``, ``n``, ``density``, ``nnz``,
-        ``hidden``, ``dtype``, ``implementation``, ``X``, ``threads``, ``times_s`` and
-        ``median_s`` (seconds per fit of :data:`EPOCHS` epochs), ``loss`` and ``epochs``
-        (``loss_`` and ``n_iter_`` of the first fit) and ``vs_sklearn`` (``median_s`` over
-        scikit-learn's).
+        ``hidden``, ``batch_size``, ``dtype``, ``implementation``, ``X``, ``threads``,
+        ``times_s`` and ``median_s`` (seconds per fit of :data:`EPOCHS` epochs), ``loss`` and
+        ``epochs`` (``loss_`` and ``n_iter_`` of the first fit) and ``vs_sklearn``
+        (``median_s`` over scikit-learn's).
     """
     m, n = scaled_m(SHAPE[0], scale), SHAPE[1]
     X64, y, _ = make_sparse(m, n, TRAINING_DENSITY, hidden=(HIDDEN,), K=K)
@@ -224,19 +240,18 @@ def run_sparse_training(dtypes, threads, repeats, scale=1.0, progress=None, paus
         if progress:
             progress(f"{EPOCHS} adam epochs, {_describe(X, TRAINING_DENSITY)}, {dtype}: "
                      f"{', '.join(names)}")
-        dense = X.toarray() if "fastnn dense" in names else None
-        runs = {name: _fitter(name, dense if TRAINING[name][1] == "dense" else X, y)
-                for name in names}
+        runs = {name: prepare_fit(name, X, y) for name in names}
         times, results = time_interleaved(
             runs, None, threads, repeats, pause,
             threads_names={name: TRAINING[name][0] for name in names})
-        del dense, runs
+        del runs
         sklearn = float(np.median(times["sklearn"]))
         for name in names:
             median = float(np.median(times[name]))
             records.append({
                 "m": m, "n": n, "density": TRAINING_DENSITY, "nnz": X.nnz, "hidden": HIDDEN,
-                "dtype": dtype.name, "implementation": name, "X": TRAINING[name][1],
+                "batch_size": min(TRAINING_SETTINGS["batch_size"], m), "dtype": dtype.name,
+                "implementation": name, "X": TRAINING[name][1],
                 "threads": threads, "times_s": times[name], "median_s": median,
                 "loss": results[name][0], "epochs": results[name][1],
                 "vs_sklearn": median / sklearn,
@@ -329,7 +344,7 @@ def format_sparse_report(report):
         first = table[0]
         lines.append(f"{EPOCHS} adam epochs, {first['m']:,} × {first['n']:,}, density "
                      f"{100 * first['density']:g} % ({first['nnz']:,} nonzeros), "
-                     f"{first['hidden']} hidden, batch {TRAINING_SETTINGS['batch_size']}, "
+                     f"{first['hidden']} hidden, batch {first['batch_size']}, "
                      f"{dtype}, {first['threads']} threads")
         lines.append(f"{'implementation':<15} {'X':<6} {'median s':>9} {'÷ sklearn':>9} "
                      f"{'epochs':>6} {'loss_':>9}")
