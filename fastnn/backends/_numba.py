@@ -17,10 +17,12 @@ serves a call, by the constants of :mod:`fastnn.backends._tuning`.
 """
 
 import functools
+from contextlib import contextmanager, nullcontext
 from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse
 
 from fastnn._jit import compile_loop
 from fastnn._threads import THREADS, size_class
@@ -29,7 +31,9 @@ from fastnn.activations import ACTIVATIONS
 from fastnn.backends import _tuning
 from fastnn.backends._base import Backend
 from fastnn.backends._batch import _batch_buffers, _batch_cost_and_grad, _delta_tasks
+from fastnn.backends._blocks import NO_ROWS
 from fastnn.backends._chunked import NO_LABELS, NO_MASK, _loss_and_delta_chunks, n_chunks
+from fastnn.backends._sparse import _sparse_kernel
 from fastnn.network import penalty_mask, theta_offsets
 
 
@@ -101,7 +105,41 @@ class NumbaBackend(Backend):
             for unit_major in (False, True) for parallel_reduce in (False, True)
         }
         self._batch = compile_loop(_batch_cost_and_grad, parallel)
+        self._sparse = compile_loop(_sparse_kernel, parallel)
         self._call = THREADS.call if parallel else _call
+
+    def _run_sparse(self, key, theta, layers, X, rows, targets, activation, output, need_grad,
+                    penalize=False, m_data=1.0, decay=0.0, grad=None, Delta=None, H=None,
+                    logits=False, workspace=None):
+        """:func:`~fastnn.backends._sparse._sparse_kernel` on the CSR X's rows ``rows`` (all
+        when None): ``(Σ_i w_i Σ_k loss term, Σ (mask θ)²)`` (the squares with ``penalize``),
+        Δ added into ``Delta`` (P float64 zeros) when given, ∇J written into ``grad`` when
+        given, the outputs into ``H`` when given (``targets`` then None)."""
+        layers = tuple(layers)
+        m = X.shape[0] if rows is None else rows.shape[0]
+        ups = layers[1:]
+        up_sizes, up_offsets, up_units, up_w = _layout(ups)[:4]
+        n_up_weights = int(up_w[-1])
+        copy_parts = sum(ups[1:]) if n_up_weights >= _tuning.COPY_PARALLEL_MIN else 1
+        P0 = layers[1] * (layers[0] + 1)
+        grad = np.empty(0, dtype=theta.dtype) if grad is None else grad
+        Delta = _NO_DELTA if Delta is None else Delta
+        if targets is None:
+            labels, Y, weights = (NO_LABELS, np.empty((0, layers[-1]), dtype=theta.dtype),
+                                  NO_WEIGHTS)
+        else:
+            labels, Y, weights = targets.labels, targets.Y, targets.weights
+        fused = need_grad and Delta.shape[0] == 0
+        with _sparse_buffers(workspace, layers, theta.dtype, min(m, _tuning.SPARSE_SEGMENT),
+                             fused) as (Zt, Dt, scratch):
+            return self._call(
+                key, self._sparse, theta, np.asarray(layers, dtype=np.int64), theta[P0:],
+                up_sizes, up_offsets, up_units, up_w, copy_parts, X.data, X.indices, X.indptr,
+                NO_ROWS if rows is None else rows, m, labels, Y, weights,
+                ACTIVATIONS[activation].code, output, need_grad, penalize,
+                penalty_mask(ups) if penalize else NO_MASK, float(m_data), decay, grad,
+                grad[P0:] if grad.shape[0] > 0 else grad, Delta, Zt, Dt, scratch,
+                np.empty((0, 0), dtype=theta.dtype) if H is None else H, logits)
 
     def _run_chunked(self, key, choice, theta, layers, X, targets, activation, output,
                      need_grad, mask=NO_MASK, m_data=1.0, decay=0.0, grad=None, H=None,
@@ -124,8 +162,15 @@ class NumbaBackend(Backend):
 
     def loss_and_delta(self, theta, problem, data, need_grad):
         """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
-        X, targets = data.materialize()
         layers = problem.layers
+        if scipy.sparse.issparse(data.X):
+            key = ("sparse", layers, size_class(data.m), theta.dtype.char, need_grad)
+            Delta = np.zeros(theta.shape[0]) if need_grad else None
+            total, _ = self._run_sparse(key, theta, layers, data.X, data.rows, data.targets,
+                                        problem.activation, problem.output, need_grad,
+                                        Delta=Delta, workspace=data.workspace)
+            return total, Delta
+        X, targets = data.materialize()
         choice = choose_kernel(layers, X.shape[0], theta.shape[0])
         key = ("chunks", layers, size_class(X.shape[0]), theta.dtype.char, need_grad)
         total, Delta, _ = self._run_chunked(key, choice, theta, layers, X, targets,
@@ -140,6 +185,17 @@ class NumbaBackend(Backend):
         layers, b = problem.layers, data.m
         grad = (out if need_grad and out is not None
                 else np.empty(theta.shape[0] if need_grad else 0, dtype=theta.dtype))
+        if scipy.sparse.issparse(data.X):  # one segment: ∇J without Δ(0); else Δ in float64
+            key = ("sparse", layers, size_class(b), theta.dtype.char, need_grad)
+            one_segment = b <= _tuning.SPARSE_SEGMENT
+            total, squares = self._run_sparse(
+                key, theta, layers, data.X, data.rows, data.targets, problem.activation,
+                problem.output, need_grad, True, float(b), problem.decay,
+                grad if need_grad else None,
+                None if one_segment or not need_grad else np.zeros(theta.shape[0]),
+                workspace=data.workspace)
+            J = total / b + problem.penalty(squares)
+            return float(J), (grad if need_grad else None)
         choice = choose_kernel(layers, b, theta.shape[0], cost_and_grad=True)
         key = ("batch" if choice.batch else "chunks", layers, size_class(b), theta.dtype.char,
                need_grad)
@@ -165,6 +221,11 @@ class NumbaBackend(Backend):
         """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
         layers = tuple(layers)
         H = np.empty((X.shape[0], layers[-1]), dtype=theta.dtype)
+        if scipy.sparse.issparse(X):
+            key = ("sparse-forward", layers, size_class(X.shape[0]), theta.dtype.char)
+            self._run_sparse(key, theta, layers, X, None, None, activation, 0, False, H=H,
+                             logits=logits)
+            return H
         choice = choose_kernel(layers, X.shape[0], theta.shape[0])
         key = ("forward", layers, size_class(X.shape[0]), theta.dtype.char)
         self._run_chunked(key, choice, theta, layers, X, None, activation, 0, False, H=H,
@@ -187,6 +248,28 @@ def _layout(layers):
     unit_offsets = np.concatenate(([0], np.cumsum(sizes)))
     w_offsets = np.concatenate(([0], np.cumsum(sizes[:-1] * sizes[1:])))
     return sizes, theta_offsets(layers), unit_offsets, w_offsets, *_delta_tasks(layers)
+
+
+_NO_DELTA = np.empty(0)
+"""``Delta`` of the sparse kernel when it holds no Δ sums of its own."""
+
+
+@contextmanager
+def _sparse_buffers(workspace, layers, dtype, segment, fused):
+    """``(Zt, Dt, scratch)`` of :func:`~fastnn.backends._sparse._sparse_kernel` for segments
+    of up to ``segment`` rows, kept in ``workspace`` (None: fresh ones); ``scratch`` is empty
+    unless ``fused``."""
+    with workspace.lease() if workspace is not None else nullcontext({}) as kept:
+        key = ("sparse", layers, dtype.str, fused)
+        buffers = kept.get(key)
+        if buffers is None or buffers[0].shape[1] < segment:
+            s0, s1 = layers[0], layers[1]
+            buffers = kept[key] = (
+                np.empty((s1, segment), dtype=dtype),
+                np.empty((s1, segment), dtype=dtype),
+                np.empty((min(_tuning.UNIT_GROUPS, s1), s0 + 1) if fused else (0, 0)),
+            )
+        yield buffers
 
 
 @functools.lru_cache(maxsize=8)

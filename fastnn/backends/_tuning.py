@@ -96,3 +96,16 @@ AUTO_NUMPY_MIN_ROWS = 257
 """Rows of a call from which ``"auto"`` gives a network with a Θ(l) of
 ``AUTO_NUMPY_MIN_WEIGHTS`` weights or more to ``"numpy"`` (a full batch counts as many); every
 other call goes to ``"numba-parallel"``, in float64 and float32 alike."""
+
+# -- the Numba kernels: sparse X ---------------------------------------------------------------
+
+SPARSE_SEGMENT = 8192
+"""Examples the sparse kernel takes at a time: its z(1) and δ(1), held for a segment
+(``2 · SPARSE_SEGMENT · s_2`` numbers), stay bounded whatever m is, and a mini-batch of up to
+this many rows is one segment, whose ∇J the kernel writes without holding Δ(0)."""
+
+UNIT_GROUPS = 16
+"""Groups the units of layer 1 are cut into for the sparse kernel's fused Δ(0) pass, each with
+one float64 row of s_1 + 1 numbers that its units' Δ(0) rows are summed in, in turn: the row
+stays in the core's cache, and 16 groups keep up to 16 threads busy. Which group sums a unit
+changes no number."""
