@@ -21,6 +21,12 @@ SCALE = float(os.environ.get("FASTNN_BENCH_SCALE", "1"))
 
 
 @pytest.fixture(scope="session")
+def bench_scale():
+    """``FASTNN_BENCH_SCALE``: the fraction of every workload's m."""
+    return SCALE
+
+
+@pytest.fixture(scope="session")
 def workload_data():
     """``get(workload, dtype) -> (workload, X, y, θ)``, each made once per session; ``workload``
     is a key of :data:`fastnn.benchmark.WORKLOADS` or a ``Workload``."""

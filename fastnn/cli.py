@@ -386,7 +386,8 @@ def gradcheck_command(args):
 
 
 def bench_command(args):
-    """Time cost and gradient, or with ``--training`` training, side by side; print tables."""
+    """Time cost and gradient, or with ``--training`` training, with ``--sparse`` both on a
+    sparse X, side by side; print tables."""
     from fastnn import benchmark
 
     if args.repeats < 1:
@@ -397,9 +398,15 @@ def bench_command(args):
     for option, value in contention_only.items():
         if value is not None and not args.contention:
             raise CommandError(f"{option}: only with --contention")
+    sparse_only = {"--no-memory": args.no_memory or None, "--densities": args.densities}
+    for option, value in sparse_only.items():
+        if value is not None and not args.sparse:
+            raise CommandError(f"{option}: only with --sparse")
     if args.contention:
         return _contention(args)
-    dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
+    if args.sparse:
+        return _sparse(args)
+    dtypes = _bench_dtypes(args)
     available = (benchmark.training_implementations() if args.training
                  else benchmark.implementations())
     names = args.implementations or list(available)
@@ -407,10 +414,7 @@ def bench_command(args):
     if missing:
         raise CommandError(f"not installed: {', '.join(missing)} (available: "
                            f"{', '.join(available)})")
-    most = numba.config.NUMBA_NUM_THREADS
-    threads = most if args.threads is None else args.threads
-    if not 1 <= threads <= most:
-        raise CommandError(f"--threads: expected 1 to {most} (NUMBA_NUM_THREADS), got {threads}")
+    threads = _bench_threads(args)
     training_only = {"--solvers": args.solvers, "--batch-sizes": args.batch_sizes,
                      "--lbfgs-iter": args.lbfgs_iter}
     for option, value in training_only.items():
@@ -449,6 +453,46 @@ def bench_command(args):
     return 0
 
 
+def _bench_dtypes(args):
+    return ["float64", "float32"] if args.dtype == "both" else [args.dtype]
+
+
+def _bench_threads(args):
+    """``--threads``, checked; ``NUMBA_NUM_THREADS`` when not given."""
+    most = numba.config.NUMBA_NUM_THREADS
+    threads = most if args.threads is None else args.threads
+    if not 1 <= threads <= most:
+        raise CommandError(f"--threads: expected 1 to {most} (NUMBA_NUM_THREADS), got {threads}")
+    return threads
+
+
+def _sparse(args):
+    """``fastnn bench --sparse``: J and ∇J and adam epochs on a tf-idf-shaped CSR X, and the
+    memory of an epoch."""
+    from fastnn.benchmark import sparse, write_json
+
+    others = {"--training": args.training, "--workloads": args.workloads,
+              "--implementations": args.implementations, "--plot": args.plot,
+              "--solvers": args.solvers, "--batch-sizes": args.batch_sizes,
+              "--lbfgs-iter": args.lbfgs_iter}
+    for option, value in others.items():
+        if value:
+            raise CommandError(f"{option}: not with --sparse")
+    threads = _bench_threads(args)
+    densities = args.densities or sparse.DENSITIES
+    if not all(0 < density <= 0.5 for density in densities):
+        raise CommandError(f"--densities: expected fractions in (0, 0.5], got {densities}")
+    progress = None if args.quiet else (lambda text: print(f"  {text}", file=sys.stderr))
+    report = sparse.run_sparse(_bench_dtypes(args), threads, args.repeats, scale=args.scale,
+                               densities=densities, memory=not args.no_memory,
+                               progress=progress)
+    print(sparse.format_sparse_report(report))
+    if args.json:
+        write_json(report, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _contention(args):
     """``fastnn bench --contention``: the contention table and the first-run time."""
     from fastnn.benchmark import contention, write_json
@@ -456,9 +500,9 @@ def _contention(args):
     busy = args.busy or contention.BUSY
     if min(busy) < 0:
         raise CommandError(f"--busy: expected numbers of processes, at least 0, got {busy}")
-    others = {"--training": args.training, "--workloads": args.workloads,
-              "--implementations": args.implementations, "--threads": args.threads,
-              "--plot": args.plot}
+    others = {"--training": args.training, "--sparse": args.sparse,
+              "--workloads": args.workloads, "--implementations": args.implementations,
+              "--threads": args.threads, "--plot": args.plot}
     for option, value in others.items():
         if value:
             raise CommandError(f"{option}: not with --contention")
@@ -579,7 +623,8 @@ def build_parser():
         "float64 reference. With --training, time training instead: one epoch of adam and of "
         "sgd per batch size on mnist (784-128-10), and L-BFGS iterations on digits (64-25-10) "
         "and ex4 (400-25-10), every implementation from the same initial weights, each time "
-        "printed with the cost J the weights reached.")
+        "printed with the cost J the weights reached. With --sparse, the same on a sparse "
+        "X, and fastnn's estimator beside scikit-learn's.")
     bench.add_argument("--training", action="store_true",
                        help="time training (per epoch, per L-BFGS iteration) instead of cost "
                        "and gradient")
@@ -588,6 +633,16 @@ def build_parser():
                        "beside busy processes (digits adam and L-BFGS, an mnist adam epoch, a "
                        "GridSearchCV with n_jobs=2), and the first fastnn train on an empty "
                        "Numba cache")
+    bench.add_argument("--sparse", action="store_true",
+                       help="time J and its gradient (fastnn on a tf-idf-shaped CSR X and on "
+                       "its dense copy, 20,000 x 20,000 at densities 0.1 %% to 10 %%) and 2 adam "
+                       "epochs (fastnn and scikit-learn on the CSR, density 0.5 %%), and measure "
+                       "the memory of an adam epoch on 100,000 x 50,000 with 10 M nonzeros")
+    bench.add_argument("--no-memory", action="store_true",
+                       help="with --sparse: skip the memory of an adam epoch")
+    bench.add_argument("--densities", type=float, nargs="+", metavar="D",
+                       help="with --sparse: fractions of nonzero entries of the J-and-gradient "
+                       "tables (default: 0.001 0.005 0.01 0.05 0.1)")
     bench.add_argument("--busy", type=int, nargs="+", metavar="N",
                        help="with --contention: numbers of busy processes beside the fits "
                        "(default: 0 1 2)")
@@ -607,7 +662,8 @@ def build_parser():
                        help="timed calls (with --training: timed runs) per case after one "
                        "warm-up (default: 5)")
     bench.add_argument("--scale", type=float, default=1.0,
-                       help="fraction of each workload's m to use (default: 1)")
+                       help="fraction of each workload's m to use (default: 1; with --sparse, "
+                       "of the rows of every X)")
     from fastnn.benchmark import BATCH_SIZES, LBFGS_ITER, TRAINING_SOLVERS
 
     bench.add_argument("--solvers", nargs="+", choices=TRAINING_SOLVERS,

@@ -14,7 +14,7 @@ forward products, the backpropagated δ and the Δ accumulation.
 The modules, in the order of a run:
 
 ``workloads``
-    The network shapes and example counts, and their data.
+    The network shapes and example counts, and their data; tf-idf-shaped sparse data.
 ``peers``
     The implementations: ``PREPARE[name](layers, X, y, dtype)`` returns ``run(θ) -> (J, ∇J)``.
 ``threads``
@@ -26,6 +26,9 @@ The modules, in the order of a run:
 ``training``
     Time per epoch of mini-batch adam and sgd and per L-BFGS iteration, each with the J reached,
     from the same initial weights for every implementation (``fastnn bench --training``).
+``sparse``
+    J and ∇J and adam epochs on a tf-idf-shaped CSR X, beside its dense copy and scikit-learn,
+    and the memory of an epoch (``fastnn bench --sparse``).
 
 scikit-learn, PyTorch and matplotlib are imported only by the functions that need them.
 """
@@ -54,7 +57,7 @@ from fastnn.benchmark.training import (
     training_implementations,
     training_runs,
 )
-from fastnn.benchmark.workloads import LAMBDA, WORKLOADS, Workload, make_data
+from fastnn.benchmark.workloads import LAMBDA, WORKLOADS, Workload, make_data, make_sparse
 
 __all__ = [
     "BATCH_SIZES",
@@ -79,6 +82,7 @@ __all__ = [
     "implementations",
     "machine",
     "make_data",
+    "make_sparse",
     "plot_report",
     "run_benchmarks",
     "run_training",

@@ -61,7 +61,7 @@ def _set_within(get, set_, value):
         set_(before)
 
 
-def time_interleaved(runs, vec, threads, repeats, pause=PAUSE_S, rounds=3):
+def time_interleaved(runs, vec, threads, repeats, pause=PAUSE_S, rounds=3, threads_names=None):
     """Times of at least ``repeats`` calls of each ``runs[name](vec)``, taken in turns.
 
     The implementations take turns ``rounds`` times (fewer if ``repeats`` is smaller), so that
@@ -84,6 +84,10 @@ def time_interleaved(runs, vec, threads, repeats, pause=PAUSE_S, rounds=3):
         Seconds to wait after each turn.
     rounds : int
         Turns per implementation, at most.
+    threads_names : dict of str to str, optional
+        Run name → the implementation :func:`threads_for` holds the threads of, for runs not
+        named after one (two runs of one implementation on different data); by default each
+        run's own name.
 
     Returns
     -------
@@ -94,10 +98,11 @@ def time_interleaved(runs, vec, threads, repeats, pause=PAUSE_S, rounds=3):
     """
     rounds = max(1, min(rounds, repeats))
     per_turn = -(-repeats // rounds)
+    threads_names = threads_names or {}
     results, times = {}, {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
-            with threads_for(name, threads):
+            with threads_for(threads_names.get(name, name), threads):
                 results.setdefault(name, run(vec))
                 times[name].extend(_timed(run, vec) for _ in range(per_turn))
             time.sleep(pause)
