@@ -236,10 +236,6 @@ def test_call_memory_is_bounded():
         assert 0 <= memory["extra_mb"] < 64, (backend, memory)
 
 
-SPARSE_API = "needs fastnn's sparse X (issue 26): Objective and MLPClassifier on a CSR X"
-
-
-@pytest.mark.skip(reason=SPARSE_API)
 def test_bench_sparse_command(tmp_path, capsys):
     out_json = tmp_path / "sparse.json"
     status = main(["bench", "--sparse", "--scale", "0.005", "--repeats", "1", "--threads", "1",
