@@ -129,16 +129,15 @@ class NumbaBackend(Backend):
                                   NO_WEIGHTS)
         else:
             labels, Y, weights = targets.labels, targets.Y, targets.weights
-        fused = need_grad and Delta.shape[0] == 0
         with _sparse_buffers(workspace, layers, theta.dtype, min(m, _tuning.SPARSE_SEGMENT),
-                             fused) as (Zt, Dt, scratch):
+                             need_grad) as (Zt, Dt, tiles, accs):
             return self._call(
                 key, self._sparse, theta, np.asarray(layers, dtype=np.int64), theta[P0:],
                 up_sizes, up_offsets, up_units, up_w, copy_parts, X.data, X.indices, X.indptr,
                 NO_ROWS if rows is None else rows, m, labels, Y, weights,
                 ACTIVATIONS[activation].code, output, need_grad, penalize,
                 penalty_mask(ups) if penalize else NO_MASK, float(m_data), decay, grad,
-                grad[P0:] if grad.shape[0] > 0 else grad, Delta, Zt, Dt, scratch,
+                grad[P0:] if grad.shape[0] > 0 else grad, Delta, Zt, Dt, tiles, accs,
                 np.empty((0, 0), dtype=theta.dtype) if H is None else H, logits)
 
     def _run_chunked(self, key, choice, theta, layers, X, targets, activation, output,
@@ -185,15 +184,12 @@ class NumbaBackend(Backend):
         layers, b = problem.layers, data.m
         grad = (out if need_grad and out is not None
                 else np.empty(theta.shape[0] if need_grad else 0, dtype=theta.dtype))
-        if scipy.sparse.issparse(data.X):  # one segment: ∇J without Δ(0); else Δ in float64
+        if scipy.sparse.issparse(data.X):
             key = ("sparse", layers, size_class(b), theta.dtype.char, need_grad)
-            one_segment = b <= _tuning.SPARSE_SEGMENT
             total, squares = self._run_sparse(
                 key, theta, layers, data.X, data.rows, data.targets, problem.activation,
                 problem.output, need_grad, True, float(b), problem.decay,
-                grad if need_grad else None,
-                None if one_segment or not need_grad else np.zeros(theta.shape[0]),
-                workspace=data.workspace)
+                grad if need_grad else None, workspace=data.workspace)
             J = total / b + problem.penalty(squares)
             return float(J), (grad if need_grad else None)
         choice = choose_kernel(layers, b, theta.shape[0], cost_and_grad=True)
@@ -255,19 +251,23 @@ _NO_DELTA = np.empty(0)
 
 
 @contextmanager
-def _sparse_buffers(workspace, layers, dtype, segment, fused):
-    """``(Zt, Dt, scratch)`` of :func:`~fastnn.backends._sparse._sparse_kernel` for segments
-    of up to ``segment`` rows, kept in ``workspace`` (None: fresh ones); ``scratch`` is empty
-    unless ``fused``."""
+def _sparse_buffers(workspace, layers, dtype, segment, need_grad):
+    """``(Zt, Dt, tiles, accs)`` of :func:`~fastnn.backends._sparse._sparse_kernel` for
+    segments of up to ``segment`` rows, kept in ``workspace`` (None: fresh ones): a training
+    run's calls allocate none of them (``tiles`` and ``accs`` are Θ(0)-sized); ``accs`` is
+    empty unless ``need_grad``."""
     with workspace.lease() if workspace is not None else nullcontext({}) as kept:
-        key = ("sparse", layers, dtype.str, fused)
+        key = ("sparse", layers, dtype.str, need_grad)
         buffers = kept.get(key)
         if buffers is None or buffers[0].shape[1] < segment:
             s0, s1 = layers[0], layers[1]
+            groups = -(-s1 // _tuning.TILE_UNITS)
+            tile = (groups, s0 + 1, _tuning.TILE_UNITS)
             buffers = kept[key] = (
                 np.empty((s1, segment), dtype=dtype),
                 np.empty((s1, segment), dtype=dtype),
-                np.empty((min(_tuning.UNIT_GROUPS, s1), s0 + 1) if fused else (0, 0)),
+                np.empty(tile, dtype=dtype),
+                np.empty(tile if need_grad else (0, 0, _tuning.TILE_UNITS)),
             )
         yield buffers
 

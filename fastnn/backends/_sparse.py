@@ -12,29 +12,27 @@ on is dense and goes through the steps of :mod:`fastnn.backends._blocks` as the 
 blocks as rows do, on Θ(1), Θ(2), ... as a network of its own (the "upper" network, its θ the
 tail of θ from ``offsets[1]``).
 
-The examples are taken ``SPARSE_SEGMENT`` at a time (a mini-batch is one segment), each in
-three parallel passes:
+The units of layer 1 are taken in groups of ``TILE_UNITS`` (8): a group's rows of Θ(0) are
+interleaved once per call into a tile whose row k holds the group's 8 weights of input k, so
+that each nonzero reads one cache line of the tile (float64) and feeds 8 running sums, and
+the group's Δ(0) rows are summed the same way, interleaved, in float64. The examples are taken
+``SPARSE_SEGMENT`` at a time (a mini-batch is one segment), each in three parallel passes:
 
-1. **by units of layer 1**: each unit j's row of Θ(0), contiguous and kept in cache while the
-   unit runs, gathers the products of every nonzero of the segment's rows into z(1)_j, written
-   unit-major (a row per unit, so that no two tasks write one cache line);
+1. **by groups of units**: the segment's rows' nonzeros gathered from the group's tile into
+   z(1), written unit-major (a row per unit, so that no two tasks write one cache line);
 2. **by chunks of examples** (their bounds a function of the segment's length, as the chunked
    kernel's): blocks of ``BLOCK`` rows take a(1) = g(z(1)), run the upper network forward, the
    loss terms and backpropagation down to δ(1) = (δ(2) W(1)) ∘ g′(a(1)), written unit-major; the
    upper network's Δ sums go into the chunk's float64 row, summed in chunk order at the end;
-3. **by units of layer 1**: each unit's Δ(0) row, float64, gets the segment's δ(1)_j times each
-   nonzero of its row, in example order, into the columns those nonzeros touch.
+3. **by groups of units**: each nonzero of the segment's rows adds data[p] δ(1) of the group's
+   units into the tile row of its column, in example order: only the columns the nonzeros
+   touch.
 
-Each unit's row of Θ(0) and of Δ(0) is owned by one task, so Δ(0) needs no accumulator per
-chunk or thread (16 copies of Θ(0) would be 205 MB for 50,000 inputs and 32 units) and no copy
-of Θ(0) or W(0)ᵀ is made; every sum runs in a fixed order of examples, chunks and units, so
-the serial and parallel compilations agree bitwise, whatever the number of threads.
-
-A call of one segment that asks for ∇J (an optimizer's mini-batch) never holds Δ(0) at all:
-pass 3 sums each unit's row into a float64 row of a per-group scratch, kept in cache, and
-writes that unit's ∇J row, Δ/m + (λ/m) Θ, from it at once. Calls of several segments add into
-a float64 Δ of P numbers (the Δ sums :meth:`loss_and_delta` returns anyway), and ∇J is written
-from it at the end.
+∇J's rows of Θ(0) (or the Δ sums, for :meth:`loss_and_delta`) are written from the group's
+Δ(0) tile at the end. Each group's rows of Θ(0) and Δ(0) are owned by one task, so Δ(0) needs
+no accumulator per chunk of examples or thread (16 copies of Θ(0) would be 205 MB for 50,000
+inputs and 32 units), and every sum runs in a fixed order of examples, chunks and units: the
+serial and parallel compilations agree bitwise, whatever the number of threads.
 """
 
 import numpy as np
@@ -55,51 +53,8 @@ from fastnn.backends._tuning import (
     MAX_CHUNKS,
     MIN_CHUNK,
     SPARSE_SEGMENT,
-    UNIT_GROUPS,
+    TILE_UNITS,
 )
-
-
-@njit(cache=True, error_model="numpy")
-def _unit_inputs(theta0_j, data, indices, indptr, rows, first, stop, Zt_j):
-    """Zt_j[e − first] = Θ(0)[j, 0] + Σ_p data[p] Θ(0)[j, 1 + indices[p]] over the nonzeros of
-    example e's row (``rows[e]``, or e when ``rows`` is empty), for e = first ... stop−1: unit
-    j's z(1) over a segment. The nonzeros are summed in four running sums (p mod 4), added in
-    a fixed order at the end: four independent chains of additions instead of one, whose
-    latency would bound the loop."""
-    bias = theta0_j[0]
-    weights = theta0_j[1:]
-    zero = bias * 0
-    use_rows = rows.shape[0] > 0
-    for e in range(first, stop):
-        i = rows[e] if use_rows else e
-        lo, hi = indptr[i], indptr[i + 1]
-        s0 = s1 = s2 = s3 = zero
-        p = lo
-        while p + 4 <= hi:
-            s0 += data[p] * weights[indices[p]]
-            s1 += data[p + 1] * weights[indices[p + 1]]
-            s2 += data[p + 2] * weights[indices[p + 2]]
-            s3 += data[p + 3] * weights[indices[p + 3]]
-            p += 4
-        while p < hi:
-            s0 += data[p] * weights[indices[p]]
-            p += 1
-        Zt_j[e - first] = bias + ((s0 + s1) + (s2 + s3))
-
-
-@njit(cache=True, error_model="numpy")
-def _unit_deltas(Dt_j, data, indices, indptr, rows, first, stop, acc):
-    """acc[0] += δ(1)_j and acc[1 + indices[p]] += data[p] δ(1)_j over the nonzeros of the
-    rows of examples first ... stop−1 (``Dt_j``: unit j's δ(1) over the segment), in example
-    order: unit j's Δ(0) row, in float64, touched only where the rows have nonzeros."""
-    use_rows = rows.shape[0] > 0
-    columns = acc[1:]
-    for e in range(first, stop):
-        i = rows[e] if use_rows else e
-        d = Dt_j[e - first]
-        acc[0] += d
-        for p in range(indptr[i], indptr[i + 1]):
-            columns[indices[p]] += data[p] * d
 
 
 @njit(cache=True)
@@ -122,14 +77,127 @@ def _row_squares(theta0_j):
 
 
 @njit(cache=True)
-def _finish_unit(acc, theta0_j, m_data, decay, grad0_j):
-    """Unit j's ∇J row from its Δ(0) row ``acc``: grad[0] = Δ[0] / m (the bias, not
-    penalized), grad[k] = Δ[k] / m + decay θ[k]: the arithmetic of
-    :func:`~fastnn.backends._chunked._finish_grad`, element by element, so that a row agrees
-    bitwise however its Δ was held."""
-    grad0_j[0] = acc[0] / m_data + decay * 0.0
-    for k in range(1, theta0_j.shape[0]):
-        grad0_j[k] = acc[k] / m_data + decay * (theta0_j[k] * 1.0)
+def _tile_weights(theta0, j0, T, squares):
+    """T[k, u] = Θ(0)[j0 + u, k] for the ``TILE_UNITS`` units of the group from unit j0 (0 past
+    the last unit): the group's rows of Θ(0) interleaved, so that a nonzero's weights for all
+    of the group's units are one row of T; and each unit's Σ_k≥1 θ² into ``squares``."""
+    w = min(TILE_UNITS, theta0.shape[0] - j0)
+    for u in range(w):
+        squares[j0 + u] = _row_squares(theta0[j0 + u])
+    zero = T[0, 0] * 0
+    for k in range(theta0.shape[1]):
+        t = T[k]
+        for u in range(TILE_UNITS):
+            t[u] = theta0[j0 + u, k] if u < w else zero
+
+
+@njit(cache=True, error_model="numpy")
+def _group_inputs(T, data, indices, indptr, rows, first, stop, Zt, j0):
+    """Zt[j0 + u, e − first] = z(1) of unit j0 + u for the examples e = first ... stop−1 (row
+    ``rows[e]``, or e when ``rows`` is empty): T[0, u] + Σ_p data[p] T[1 + indices[p], u], the
+    nonzeros in order. Each nonzero reads one row of the tile (:func:`_tile_weights`) and
+    feeds the group's eight running sums."""
+    w = min(TILE_UNITS, Zt.shape[0] - j0)
+    use_rows = rows.shape[0] > 0
+    bias = T[0]
+    for e in range(first, stop):
+        i = rows[e] if use_rows else e
+        z0, z1, z2, z3 = bias[0], bias[1], bias[2], bias[3]
+        z4, z5, z6, z7 = bias[4], bias[5], bias[6], bias[7]
+        for p in range(indptr[i], indptr[i + 1]):
+            x = data[p]
+            t = T[1 + indices[p]]
+            z0 += x * t[0]
+            z1 += x * t[1]
+            z2 += x * t[2]
+            z3 += x * t[3]
+            z4 += x * t[4]
+            z5 += x * t[5]
+            z6 += x * t[6]
+            z7 += x * t[7]
+        c = e - first
+        Zt[j0, c] = z0
+        if w > 1:
+            Zt[j0 + 1, c] = z1
+        if w > 2:
+            Zt[j0 + 2, c] = z2
+        if w > 3:
+            Zt[j0 + 3, c] = z3
+        if w > 4:
+            Zt[j0 + 4, c] = z4
+        if w > 5:
+            Zt[j0 + 5, c] = z5
+        if w > 6:
+            Zt[j0 + 6, c] = z6
+        if w > 7:
+            Zt[j0 + 7, c] = z7
+
+
+@njit(cache=True, error_model="numpy")
+def _group_deltas(Dt, data, indices, indptr, rows, first, stop, A, j0):
+    """A[0, u] += δ(1) and A[1 + indices[p], u] += data[p] δ(1) of unit j0 + u, over the
+    nonzeros of the examples first ... stop−1, in example order (``Dt``: δ(1) over the
+    segment, unit-major): the group's Δ(0) rows, interleaved like the tile, in float64,
+    touched only where the rows have nonzeros."""
+    w = min(TILE_UNITS, Dt.shape[0] - j0)
+    use_rows = rows.shape[0] > 0
+    zero = Dt[0, 0] * 0
+    for e in range(first, stop):
+        i = rows[e] if use_rows else e
+        c = e - first
+        d0 = Dt[j0, c]
+        d1 = Dt[j0 + 1, c] if w > 1 else zero
+        d2 = Dt[j0 + 2, c] if w > 2 else zero
+        d3 = Dt[j0 + 3, c] if w > 3 else zero
+        d4 = Dt[j0 + 4, c] if w > 4 else zero
+        d5 = Dt[j0 + 5, c] if w > 5 else zero
+        d6 = Dt[j0 + 6, c] if w > 6 else zero
+        d7 = Dt[j0 + 7, c] if w > 7 else zero
+        a = A[0]
+        a[0] += d0
+        a[1] += d1
+        a[2] += d2
+        a[3] += d3
+        a[4] += d4
+        a[5] += d5
+        a[6] += d6
+        a[7] += d7
+        for p in range(indptr[i], indptr[i + 1]):
+            x = data[p]
+            a = A[1 + indices[p]]
+            a[0] += x * d0
+            a[1] += x * d1
+            a[2] += x * d2
+            a[3] += x * d3
+            a[4] += x * d4
+            a[5] += x * d5
+            a[6] += x * d6
+            a[7] += x * d7
+
+
+@njit(cache=True)
+def _group_gradient(A, theta0, j0, m_data, decay, grad0):
+    """∇J's rows of the group's units from their Δ(0) rows in ``A``: grad[j, 0] = Δ / m (the
+    bias, not penalized), grad[j, k] = Δ / m + decay θ: the arithmetic of
+    :func:`~fastnn.backends._chunked._finish_grad`, element by element."""
+    w = min(TILE_UNITS, theta0.shape[0] - j0)
+    a = A[0]
+    for u in range(w):
+        grad0[j0 + u, 0] = a[u] / m_data + decay * 0.0
+    for k in range(1, theta0.shape[1]):
+        a = A[k]
+        for u in range(w):
+            grad0[j0 + u, k] = a[u] / m_data + decay * (theta0[j0 + u, k] * 1.0)
+
+
+@njit(cache=True)
+def _group_delta_out(A, j0, Delta0):
+    """Delta0[j0 + u, k] = A[k, u]: the group's Δ(0) rows as θ lays them out."""
+    w = min(TILE_UNITS, Delta0.shape[0] - j0)
+    for k in range(Delta0.shape[1]):
+        a = A[k]
+        for u in range(w):
+            Delta0[j0 + u, k] = a[u]
 
 
 @njit(cache=True, error_model="numpy")
@@ -206,46 +274,45 @@ def _upper_chunk(theta_up, ups, up_offsets, up_units, up_w, W, WT, Zt, Dt, first
 def _sparse_kernel(theta, layers, theta_up, ups, up_offsets, up_units, up_w, copy_parts,
                    data, indices, indptr, rows, m, labels, Y, weights, activation, output,
                    need_grad, penalize, mask_up, m_data, decay, grad, grad_up, Delta, Zt, Dt,
-                   scratch, H, logits):
+                   tiles, accs, H, logits):
     """Over the m examples (the rows ``rows`` of the CSR X, or its first m rows when ``rows``
-    is empty): ``(Σ_i w_i Σ_k loss term, Σ (mask θ)²)``, and
+    is empty): ``(Σ_i w_i Σ_k loss term, Σ (mask θ)²)`` (the squares with ``penalize``, else
+    0; ``mask_up`` is the upper network's penalty mask), and
 
-    - with ``need_grad`` and ``Delta`` of P float64 numbers (zeros): the Δ sums added into
-      ``Delta``, unrolled like θ; with ``grad`` not empty as well, ∇J written from them;
-    - with ``need_grad`` and ``Delta`` empty (one segment: m ≤ ``SPARSE_SEGMENT``): ∇J written
-      into ``grad`` (and ``grad_up``, its tail from Θ(1)), each unit's Δ(0) row summed in a row
-      of ``scratch`` (up to ``UNIT_GROUPS`` float64 rows of s_0 + 1);
+    - with ``need_grad``: the Δ sums, written into ``Delta`` (P float64 zeros) when it is not
+      empty, and ∇J = Δ / ``m_data`` + ``decay`` mask θ written into ``grad`` (``grad_up`` its
+      tail from Θ(1)) when that is not empty;
     - with ``H`` of shape (m, K) instead of empty: the outputs h_Θ(x) (z(L) with ``logits``).
 
-    ``penalize``: the squares, with ``mask_up`` the upper network's penalty mask (else 0);
-    ``m_data``, ``decay`` as :func:`~fastnn.backends._chunked._finish_grad` takes them.
-    ``Zt``, ``Dt`` hold z(1) and δ(1) of a segment, unit-major, (s_1, ≥ min(m,
-    ``SPARSE_SEGMENT``)). ``theta_up`` is θ from Θ(1) on, ``ups ... up_w`` its layout (see
+    Work arrays: ``Zt``, ``Dt`` hold z(1) and δ(1) of a segment, unit-major, (s_2, ≥ min(m,
+    ``SPARSE_SEGMENT``)); ``tiles`` (groups, s_1 + 1, ``TILE_UNITS``) in the dtype of θ and
+    ``accs`` of that shape in float64 (empty without ``need_grad``) hold each group's tile of
+    Θ(0) and its Δ(0) rows. ``theta_up`` is θ from Θ(1) on, ``ups ... up_w`` its layout (see
     :func:`fastnn.backends._numba._layout`), W and Wᵀ of its layers copied contiguous once,
     in ``copy_parts`` parts over the threads."""
     s0, s1 = layers[0], layers[1]
-    theta0 = theta[: s1 * (s0 + 1)].reshape((s1, s0 + 1))
+    P0 = s1 * (s0 + 1)
+    theta0 = theta[:P0].reshape((s1, s0 + 1))
     W = np.empty(up_w[-1], dtype=theta.dtype)
     WT = np.empty(up_w[-1], dtype=theta.dtype)
     for part in prange(copy_parts):
         _copy_weights(theta_up, ups, up_offsets, up_units, up_w, W, WT, part, copy_parts)
     P_up = theta_up.shape[0]
     Delta_chunks = np.zeros((MAX_CHUNKS, P_up if need_grad else 0))
-    fused = need_grad and Delta.shape[0] == 0
-    Delta0 = Delta[: s1 * (s0 + 1)].reshape((s1, s0 + 1)) if Delta.shape[0] > 0 else scratch
+    n_groups = (s1 + TILE_UNITS - 1) // TILE_UNITS
     unit_squares = np.empty(s1)
     forward_only = H.shape[0] > 0
+    write_delta = Delta.shape[0] > 0
+    write_grad = penalize and grad.shape[0] > 0
     total = 0.0
     for first in range(0, m, SPARSE_SEGMENT):
         stop = min(first + SPARSE_SEGMENT, m)
         n = stop - first
-        for j in prange(s1):
-            # Σ θ² of the row first: its sequential read brings the row into cache, which the
-            # gathers then hit (half the time of gathering from a row still in memory)
-            row_squares = _row_squares(theta0[j])
+        for g in prange(n_groups):
             if first == 0:
-                unit_squares[j] = row_squares
-            _unit_inputs(theta0[j], data, indices, indptr, rows, first, stop, Zt[j])
+                _tile_weights(theta0, g * TILE_UNITS, tiles[g], unit_squares)
+            _group_inputs(tiles[g], data, indices, indptr, rows, first, stop, Zt,
+                          g * TILE_UNITS)
         n_chunks = max(1, min(MAX_CHUNKS, n // MIN_CHUNK))
         costs = np.zeros(n_chunks)
         for c in prange(n_chunks):
@@ -255,31 +322,28 @@ def _sparse_kernel(theta, layers, theta_up, ups, up_offsets, up_units, up_w, cop
                 rows, activation, output, need_grad, H, logits, Delta_chunks[c])
         for c in range(n_chunks):
             total += costs[c]
-        if forward_only or not need_grad:
-            continue
-        if fused:
-            n_groups = min(UNIT_GROUPS, s1)
+        if need_grad and not forward_only:
+            last = stop == m  # each group's Δ(0) rows written out while still in cache
             for g in prange(n_groups):
-                acc = scratch[g]
-                for j in range(g * s1 // n_groups, (g + 1) * s1 // n_groups):
-                    acc[:] = 0.0
-                    _unit_deltas(Dt[j], data, indices, indptr, rows, first, stop, acc)
-                    _finish_unit(acc, theta0[j], m_data, decay,
-                                 grad[j * (s0 + 1) : (j + 1) * (s0 + 1)])
-        else:
-            for j in prange(s1):
-                _unit_deltas(Dt[j], data, indices, indptr, rows, first, stop, Delta0[j])
+                if first == 0:
+                    accs[g][:] = 0.0
+                _group_deltas(Dt, data, indices, indptr, rows, first, stop, accs[g],
+                              g * TILE_UNITS)
+                if last and write_delta:
+                    _group_delta_out(accs[g], g * TILE_UNITS,
+                                     Delta[:P0].reshape((s1, s0 + 1)))
+                if last and write_grad:
+                    _group_gradient(accs[g], theta0, g * TILE_UNITS, m_data, decay,
+                                    grad[:P0].reshape((s1, s0 + 1)))
     if forward_only:
         return total, 0.0
-    Delta_up = Delta[theta.shape[0] - P_up :] if Delta.shape[0] > 0 else np.zeros(P_up)
     if need_grad:
+        Delta_up = Delta[P0:] if write_delta else np.zeros(P_up)
         _add_rows(Delta_chunks, 0, P_up, Delta_up)
+    else:
+        Delta_up = np.zeros(P_up)
     if not penalize:
         return total, 0.0
-    if need_grad and not fused and grad.shape[0] > 0:  # Δ(0) held in Delta: ∇J's rows from it
-        for j in prange(s1):
-            _finish_unit(Delta0[j], theta0[j], m_data, decay,
-                         grad[j * (s0 + 1) : (j + 1) * (s0 + 1)])
     squares = 0.0
     for j in range(s1):
         squares += unit_squares[j]

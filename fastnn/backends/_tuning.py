@@ -104,8 +104,8 @@ SPARSE_SEGMENT = 8192
 (``2 · SPARSE_SEGMENT · s_2`` numbers), stay bounded whatever m is, and a mini-batch of up to
 this many rows is one segment, whose ∇J the kernel writes without holding Δ(0)."""
 
-UNIT_GROUPS = 16
-"""Groups the units of layer 1 are cut into for the sparse kernel's fused Δ(0) pass, each with
-one float64 row of s_1 + 1 numbers that its units' Δ(0) rows are summed in, in turn: the row
-stays in the core's cache, and 16 groups keep up to 16 threads busy. Which group sums a unit
-changes no number."""
+TILE_UNITS = 8
+"""Units of layer 1 the sparse kernel takes together (a group): their rows of Θ(0) are
+interleaved into a tile whose row k holds the group's weights of input k, so that each nonzero
+reads one cache line (float64) and feeds eight running sums, and their Δ(0) rows are summed
+the same way. Eight is written into the kernel's loops (``_group_inputs``)."""
