@@ -119,8 +119,6 @@ class NumbaBackend(Backend):
         m = X.shape[0] if rows is None else rows.shape[0]
         ups = layers[1:]
         up_sizes, up_offsets, up_units, up_w = _layout(ups)[:4]
-        n_up_weights = int(up_w[-1])
-        copy_parts = sum(ups[1:]) if n_up_weights >= _tuning.COPY_PARALLEL_MIN else 1
         P0 = layers[1] * (layers[0] + 1)
         grad = np.empty(0, dtype=theta.dtype) if grad is None else grad
         Delta = _NO_DELTA if Delta is None else Delta
@@ -133,7 +131,7 @@ class NumbaBackend(Backend):
                              need_grad) as (Zt, Dt, tiles, accs):
             return self._call(
                 key, self._sparse, theta, np.asarray(layers, dtype=np.int64), theta[P0:],
-                up_sizes, up_offsets, up_units, up_w, copy_parts, X.data, X.indices, X.indptr,
+                up_sizes, up_offsets, up_units, up_w, X.data, X.indices, X.indptr,
                 NO_ROWS if rows is None else rows, m, labels, Y, weights,
                 ACTIVATIONS[activation].code, output, need_grad, penalize,
                 penalty_mask(ups) if penalize else NO_MASK, float(m_data), decay, grad,

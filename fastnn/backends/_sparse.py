@@ -271,10 +271,10 @@ def _upper_chunk(theta_up, ups, up_offsets, up_units, up_w, W, WT, Zt, Dt, first
     return cost
 
 
-def _sparse_kernel(theta, layers, theta_up, ups, up_offsets, up_units, up_w, copy_parts,
-                   data, indices, indptr, rows, m, labels, Y, weights, activation, output,
-                   need_grad, penalize, mask_up, m_data, decay, grad, grad_up, Delta, Zt, Dt,
-                   tiles, accs, H, logits):
+def _sparse_kernel(theta, layers, theta_up, ups, up_offsets, up_units, up_w, data, indices,
+                   indptr, rows, m, labels, Y, weights, activation, output, need_grad,
+                   penalize, mask_up, m_data, decay, grad, grad_up, Delta, Zt, Dt, tiles, accs,
+                   H, logits):
     """Over the m examples (the rows ``rows`` of the CSR X, or its first m rows when ``rows``
     is empty): ``(Σ_i w_i Σ_k loss term, Σ (mask θ)²)`` (the squares with ``penalize``, else
     0; ``mask_up`` is the upper network's penalty mask), and
@@ -288,15 +288,15 @@ def _sparse_kernel(theta, layers, theta_up, ups, up_offsets, up_units, up_w, cop
     ``SPARSE_SEGMENT``)); ``tiles`` (groups, s_1 + 1, ``TILE_UNITS``) in the dtype of θ and
     ``accs`` of that shape in float64 (empty without ``need_grad``) hold each group's tile of
     Θ(0) and its Δ(0) rows. ``theta_up`` is θ from Θ(1) on, ``ups ... up_w`` its layout (see
-    :func:`fastnn.backends._numba._layout`), W and Wᵀ of its layers copied contiguous once,
-    in ``copy_parts`` parts over the threads."""
+    :func:`fastnn.backends._numba._layout`), W and Wᵀ of its layers copied contiguous once."""
     s0, s1 = layers[0], layers[1]
     P0 = s1 * (s0 + 1)
     theta0 = theta[:P0].reshape((s1, s0 + 1))
     W = np.empty(up_w[-1], dtype=theta.dtype)
     WT = np.empty(up_w[-1], dtype=theta.dtype)
-    for part in prange(copy_parts):
-        _copy_weights(theta_up, ups, up_offsets, up_units, up_w, W, WT, part, copy_parts)
+    # on this thread: the upper network's weights are few next to the first layer's, and each
+    # parallel loop of the kernel costs its compilation seconds (four for a prange)
+    _copy_weights(theta_up, ups, up_offsets, up_units, up_w, W, WT, 0, 1)
     P_up = theta_up.shape[0]
     Delta_chunks = np.zeros((MAX_CHUNKS, P_up if need_grad else 0))
     n_groups = (s1 + TILE_UNITS - 1) // TILE_UNITS
