@@ -1,7 +1,8 @@
 """The Numba backends: the kernels compiled for one thread and over Numba's threads.
 
 The kernels are explicit loops over blocks of examples (:mod:`fastnn.backends._blocks`), each
-layer step a register-tiled product (:mod:`fastnn.backends._products`). Two kernels share them:
+layer step a register-tiled product (:mod:`fastnn.backends._products`). Two kernels for a
+dense X share them:
 
 - the chunked kernel (:mod:`fastnn.backends._chunked`) cuts the examples into chunks fixed by
   their number, each with its own Δ accumulator, summed in chunk order afterwards; it serves
@@ -9,6 +10,11 @@ layer step a register-tiled product (:mod:`fastnn.backends._products`). Two kern
 - the batch kernel (:mod:`fastnn.backends._batch`) keeps a whole mini-batch's activations and
   splits the Δ products by columns, so that no thread holds a copy of Δ; it serves the
   mini-batches of large networks.
+
+A CSR X (scipy.sparse, checked by :func:`fastnn._validation.check_sparse_X`) goes to the
+sparse kernel (:mod:`fastnn.backends._sparse`) for every call, full batch, mini-batch or
+outputs: its first layer by groups of units over the nonzeros, the layers after it through the
+chunked kernel's block steps.
 
 Each is written once with ``prange`` and compiled twice (:func:`fastnn._jit.compile_loop`):
 ``"numba"`` runs its loops on the calling thread, ``"numba-parallel"`` over Numba's threads,
