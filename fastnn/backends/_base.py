@@ -1,7 +1,7 @@
 """What every backend shares: the interface, and data kept in this process."""
 
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import NamedTuple
 
 import numpy as np
@@ -39,6 +39,26 @@ class Workspace:
             yield self._kept
         finally:
             self._lock.release()
+
+
+class KeptArrays(NamedTuple):
+    """Work arrays kept in a :class:`Workspace`, made for calls of up to ``capacity`` rows."""
+
+    capacity: int
+    arrays: tuple
+
+
+@contextmanager
+def kept_arrays(workspace, key, rows, make):
+    """The work arrays ``make(rows)`` makes for a call on ``rows`` rows, kept in ``workspace``
+    under ``key`` (a :class:`KeptArrays`) and reused by later calls of at most as many rows;
+    made for this call alone when ``workspace`` is None or another call holds it
+    (:meth:`Workspace.lease`)."""
+    with workspace.lease() if workspace is not None else nullcontext({}) as kept:
+        found = kept.get(key)
+        if found is None or found.capacity < rows:
+            found = kept[key] = KeptArrays(rows, make(rows))
+        yield found.arrays
 
 
 class LocalData(NamedTuple):

@@ -7,16 +7,16 @@ example of the batch, reads the batch's rows of X through their indices where th
 copied), keeps the activations as rows (A(l) of shape (b, s_l), the steps of
 :mod:`fastnn.backends._blocks`), and splits the Δ products by columns of Δ(l) instead of by
 examples, so that no thread holds a copy of Δ; it also adds the penalty and writes ∇J in the
-dtype of θ in the same call. Its work arrays (:class:`BatchBuffers`) are kept across the calls
+dtype of θ in the same call. Its work arrays (:func:`_batch_arrays`) are kept across the calls
 of a training run.
 """
 
-from contextlib import contextmanager, nullcontext
 from itertools import pairwise
 
 import numpy as np
 from numba import njit, prange
 
+from fastnn.backends._base import kept_arrays
 from fastnn.backends._blocks import (
     _backpropagate_block,
     _copy_unit_weights,
@@ -28,37 +28,30 @@ from fastnn.backends._products import _add_product
 from fastnn.backends._tuning import BATCH_BLOCKS, BATCH_TASKS, BLOCK, PASS_BYTES
 
 
-class BatchBuffers:
+def _batch_arrays(layout, dtype, capacity):
     """The work arrays of :func:`_batch_cost_and_grad` for up to ``capacity`` rows of one
-    network and dtype: copies of W(l) (laid out like every layer's, filled for l ≥ 1), the
-    batch's activations and δ, each block's bias sums and each Δ task's block
-    of Δ(l)ᵀ. A training run keeps them in the data's
+    network and dtype: ``(W, acts, deltas, bias_parts, Ds)``, copies of W(l) (laid out like
+    every layer's, filled for l ≥ 1), the batch's activations and δ, each block's bias sums and
+    each Δ task's block of Δ(l)ᵀ. A training run keeps them in the data's
     :class:`~fastnn.backends._base.Workspace` and so allocates nothing per step."""
-
-    def __init__(self, layout, dtype, capacity):
-        layers, _, unit_offsets, w_offsets, tasks, _ = layout
-        n_units = unit_offsets[-1] - unit_offsets[1]
-        widths = tasks[:, 2] - tasks[:, 1]
-        self.capacity = capacity
-        self.arrays = (
-            np.empty(w_offsets[-1], dtype=dtype),  # W
-            np.empty(capacity * n_units, dtype=dtype),  # acts
-            np.empty(capacity * n_units, dtype=dtype),  # deltas
-            # bias_parts: _batch_blocks(b) gives at most BATCH_BLOCKS blocks up to b = 1024
-            np.empty((max(BATCH_BLOCKS, -(-capacity // BLOCK)), n_units), dtype=dtype),
-            np.empty((len(tasks), (layers[tasks[:, 0] + 1] * widths).max()), dtype=dtype),  # Ds
-        )
+    layers, _, unit_offsets, w_offsets, tasks, _ = layout
+    n_units = unit_offsets[-1] - unit_offsets[1]
+    widths = tasks[:, 2] - tasks[:, 1]
+    return (
+        np.empty(w_offsets[-1], dtype=dtype),  # W
+        np.empty(capacity * n_units, dtype=dtype),  # acts
+        np.empty(capacity * n_units, dtype=dtype),  # deltas
+        # bias_parts: _batch_blocks(b) gives at most BATCH_BLOCKS blocks up to b = 1024
+        np.empty((max(BATCH_BLOCKS, -(-capacity // BLOCK)), n_units), dtype=dtype),
+        np.empty((len(tasks), (layers[tasks[:, 0] + 1] * widths).max()), dtype=dtype),  # Ds
+    )
 
 
-@contextmanager
 def _batch_buffers(workspace, layers, layout, dtype, b):
-    """The :class:`BatchBuffers` kept in ``workspace`` (None: fresh ones) for b rows."""
-    with workspace.lease() if workspace is not None else nullcontext({}) as kept:
-        key = ("batch", layers, dtype.str)
-        buffers = kept.get(key)
-        if buffers is None or buffers.capacity < b:
-            buffers = kept[key] = BatchBuffers(layout, dtype, b)
-        yield buffers.arrays
+    """:func:`_batch_arrays` kept in ``workspace`` (None: fresh ones) for b rows, as a
+    context manager (:func:`~fastnn.backends._base.kept_arrays`)."""
+    return kept_arrays(workspace, ("batch", layers, dtype.str), b,
+                       lambda rows: _batch_arrays(layout, dtype, rows))
 
 
 def _delta_tasks(layers):
@@ -112,7 +105,7 @@ def _batch_cost_and_grad(theta, layers, offsets, unit_offsets, w_offsets, tasks,
                          rows, labels, Y, weights, activation, output, need_grad, serial_copy,
                          decay, grad, W, acts, deltas, bias_parts, Ds):
     """J and ∇J on the b ≤ ``BATCH_ROWS`` examples ``X[rows]``, written into ``grad``, with
-    the work arrays of :class:`BatchBuffers` (for at least b rows).
+    the work arrays of :func:`_batch_arrays` (for at least b rows).
 
         J = (1/b) Σ_i w_i Σ_k loss term + ½ decay Σ Θ²      grad = Δ/b + decay Θ  (bias: Δ/b)
 

@@ -58,8 +58,10 @@ NO_LABELS = np.empty(0, dtype=np.int64)
 """``labels`` of :func:`_loss_and_delta_chunks` asked for the outputs."""
 
 
+@njit(cache=True)
 def n_chunks(m):
-    """How many chunks the m examples are cut into (a function of m and the machine only)."""
+    """How many chunks the m examples are cut into: a function of m alone (compiled, for the
+    sparse kernel's segments too)."""
     return max(1, min(MAX_CHUNKS, m // MIN_CHUNK))
 
 

@@ -23,19 +23,17 @@ serves a call, by the constants of :mod:`fastnn.backends._tuning`.
 """
 
 import functools
-from contextlib import contextmanager, nullcontext
 from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
-import scipy.sparse
 
 from fastnn._jit import compile_loop
 from fastnn._threads import THREADS, size_class
-from fastnn._validation import NO_WEIGHTS
+from fastnn._validation import NO_WEIGHTS, is_sparse
 from fastnn.activations import ACTIVATIONS
 from fastnn.backends import _tuning
-from fastnn.backends._base import Backend
+from fastnn.backends._base import Backend, kept_arrays
 from fastnn.backends._batch import _batch_buffers, _batch_cost_and_grad, _delta_tasks
 from fastnn.backends._blocks import NO_ROWS
 from fastnn.backends._chunked import NO_LABELS, NO_MASK, _loss_and_delta_chunks, n_chunks
@@ -166,7 +164,7 @@ class NumbaBackend(Backend):
     def loss_and_delta(self, theta, problem, data, need_grad):
         """Σ_i w_i Σ_k loss term and the Δ(l) sums, unrolled like θ (float64), or None."""
         layers = problem.layers
-        if scipy.sparse.issparse(data.X):
+        if data.sparse:
             key = ("sparse", layers, size_class(data.m), theta.dtype.char, need_grad)
             Delta = np.zeros(theta.shape[0]) if need_grad else None
             total, _ = self._run_sparse(key, theta, layers, data.X, data.rows, data.targets,
@@ -188,7 +186,7 @@ class NumbaBackend(Backend):
         layers, b = problem.layers, data.m
         grad = (out if need_grad and out is not None
                 else np.empty(theta.shape[0] if need_grad else 0, dtype=theta.dtype))
-        if scipy.sparse.issparse(data.X):
+        if data.sparse:
             key = ("sparse", layers, size_class(b), theta.dtype.char, need_grad)
             total, squares = self._run_sparse(
                 key, theta, layers, data.X, data.rows, data.targets, problem.activation,
@@ -221,7 +219,7 @@ class NumbaBackend(Backend):
         """Outputs h_Θ(x) (or z(L)) of every example, shape (m, K), in the dtype of θ."""
         layers = tuple(layers)
         H = np.empty((X.shape[0], layers[-1]), dtype=theta.dtype)
-        if scipy.sparse.issparse(X):
+        if is_sparse(X):
             key = ("sparse-forward", layers, size_class(X.shape[0]), theta.dtype.char)
             self._run_sparse(key, theta, layers, X, None, None, activation, 0, False, H=H,
                              logits=logits)
@@ -254,26 +252,20 @@ _NO_DELTA = np.empty(0)
 """``Delta`` of the sparse kernel when it holds no Δ sums of its own."""
 
 
-@contextmanager
 def _sparse_buffers(workspace, layers, dtype, segment, need_grad):
     """``(Zt, Dt, tiles, accs)`` of :func:`~fastnn.backends._sparse._sparse_kernel` for
-    segments of up to ``segment`` rows, kept in ``workspace`` (None: fresh ones): a training
-    run's calls allocate none of them (``tiles`` and ``accs`` are Θ(0)-sized); ``accs`` is
-    empty unless ``need_grad``."""
-    with workspace.lease() if workspace is not None else nullcontext({}) as kept:
-        key = ("sparse", layers, dtype.str, need_grad)
-        buffers = kept.get(key)
-        if buffers is None or buffers[0].shape[1] < segment:
-            s0, s1 = layers[0], layers[1]
-            groups = -(-s1 // _tuning.TILE_UNITS)
-            tile = (groups, s0 + 1, _tuning.TILE_UNITS)
-            buffers = kept[key] = (
-                np.empty((s1, segment), dtype=dtype),
-                np.empty((s1, segment), dtype=dtype),
+    segments of up to ``segment`` rows, kept in ``workspace`` (None: fresh ones), as a context
+    manager (:func:`~fastnn.backends._base.kept_arrays`): a training run's calls allocate none
+    of them (``tiles`` and ``accs`` are Θ(0)-sized); ``accs`` is empty unless ``need_grad``."""
+    s0, s1 = layers[0], layers[1]
+    tile = (-(-s1 // _tuning.TILE_UNITS), s0 + 1, _tuning.TILE_UNITS)
+
+    def make(rows):
+        return (np.empty((s1, rows), dtype=dtype), np.empty((s1, rows), dtype=dtype),
                 np.empty(tile, dtype=dtype),
-                np.empty(tile if need_grad else (0, 0, _tuning.TILE_UNITS)),
-            )
-        yield buffers
+                np.empty(tile if need_grad else (0, 0, _tuning.TILE_UNITS)))
+
+    return kept_arrays(workspace, ("sparse", layers, dtype.str, need_grad), segment, make)
 
 
 @functools.lru_cache(maxsize=8)

@@ -45,13 +45,18 @@ from fastnn.backends._blocks import (
     _loss_terms,
     _propagate_block,
 )
-from fastnn.backends._chunked import _add_block_sums, _add_rows, _copy_weights, _finish_grad
+from fastnn.backends._chunked import (
+    _add_block_sums,
+    _add_rows,
+    _copy_weights,
+    _finish_grad,
+    n_chunks,
+)
 from fastnn.backends._products import _add_product
 from fastnn.backends._tuning import (
     BLOCK,
     FLUSH_BLOCKS,
     MAX_CHUNKS,
-    MIN_CHUNK,
     SPARSE_SEGMENT,
     TILE_UNITS,
 )
@@ -313,14 +318,14 @@ def _sparse_kernel(theta, layers, theta_up, ups, up_offsets, up_units, up_w, dat
                 _tile_weights(theta0, g * TILE_UNITS, tiles[g], unit_squares)
             _group_inputs(tiles[g], data, indices, indptr, rows, first, stop, Zt,
                           g * TILE_UNITS)
-        n_chunks = max(1, min(MAX_CHUNKS, n // MIN_CHUNK))
-        costs = np.zeros(n_chunks)
-        for c in prange(n_chunks):
+        chunks = n_chunks(n)
+        costs = np.zeros(chunks)
+        for c in prange(chunks):
             costs[c] = _upper_chunk(
                 theta_up, ups, up_offsets, up_units, up_w, W, WT, Zt, Dt, first,
-                first + c * n // n_chunks, first + (c + 1) * n // n_chunks, labels, Y, weights,
+                first + c * n // chunks, first + (c + 1) * n // chunks, labels, Y, weights,
                 rows, activation, output, need_grad, H, logits, Delta_chunks[c])
-        for c in range(n_chunks):
+        for c in range(chunks):
             total += costs[c]
         if need_grad and not forward_only:
             last = stop == m  # each group's Δ(0) rows written out while still in cache

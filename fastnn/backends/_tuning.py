@@ -101,8 +101,8 @@ other call goes to ``"numba-parallel"``, in float64 and float32 alike."""
 
 SPARSE_SEGMENT = 8192
 """Examples the sparse kernel takes at a time: its z(1) and δ(1), held for a segment
-(``2 · SPARSE_SEGMENT · s_2`` numbers), stay bounded whatever m is, and a mini-batch of up to
-this many rows is one segment, whose ∇J the kernel writes without holding Δ(0)."""
+(``2 · SPARSE_SEGMENT · s_2`` numbers), stay bounded whatever m is; a mini-batch is one
+segment."""
 
 TILE_UNITS = 8
 """Units of layer 1 the sparse kernel takes together (a group): their rows of Θ(0) are
